@@ -1,0 +1,266 @@
+"""ScriptContext: one isolated Lua state and the calls the host makes into it.
+
+Uses the control table built by sandbox.lua, the watchdog for limits, and convert.py for data.
+Every failure leaves here as a ScriptError subclass.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import lupa.lua54 as lua54
+import structlog
+
+from engine_scripting.convert import PlainData, to_lua, to_python
+from engine_scripting.errors import (
+    ResourceLimitExceeded,
+    ScriptCompileError,
+    ScriptError,
+    ScriptRuntimeError,
+    SecurityViolation,
+)
+from engine_scripting.limits import ScriptResourceLimits
+from engine_scripting.native import LuaNative
+from engine_scripting.watchdog import CallWatch, Watchdog
+
+_log = structlog.get_logger(__name__)
+
+_LINE = re.compile(r"^[^\n]*?:(\d+): ")
+_MEMORY_MESSAGE = b"not enough memory"
+_BINARY_CHUNK = b"\x1b"
+
+Result = PlainData | tuple[PlainData, ...]
+
+
+class ContextHooks:
+    """What the Lua side may call in Python: print output and violation reports.
+
+    It holds no reference to the runtime, so a closed context is freed by reference counting.
+    """
+
+    def __init__(self, output_maxlen: int, on_print: Callable[[str], None] | None) -> None:
+        self.output: deque[str] = deque(maxlen=output_maxlen)
+        self.violations: list[tuple[str, str]] = []
+        self._on_print = on_print
+
+    def print_sink(self, line: bytes) -> None:
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else str(line)
+        self.output.append(text)
+        if self._on_print is not None:
+            try:
+                self._on_print(text)
+            except Exception:  # a host callback must not unwind through Lua
+                _log.exception("script.print_callback_failed")
+
+    def report_violation(self, reason: bytes, message: bytes) -> None:
+        self.violations.append((_text(reason), _text(message)))
+
+    def deny_attribute(self, obj: object, name: object, is_setting: bool) -> object:
+        self.violations.append(("python_attribute", f"access to Python attribute {name!r}"))
+        raise AttributeError("Python objects are not accessible from scripts")
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+class ScriptContext:
+    """An isolated sandbox with its own Lua state, globals, string metatable and GC.
+
+    Create it with ``ScriptEngine.create_context``. A context is not thread-safe and not
+    re-entrant: one call at a time.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        runtime: Any,
+        control: Any,
+        hooks: ContextHooks,
+        limits: ScriptResourceLimits | None,
+        watchdog: Watchdog | None,
+        native: LuaNative | None,
+    ) -> None:
+        self.name = name
+        self.limits = limits
+        self._runtime: Any = runtime
+        self._hooks = hooks
+        self._execute: Any = control[b"execute"]
+        self._call: Any = control[b"call"]
+        self._export: Any = control[b"export"]
+        self._after_stop: Any = control[b"after_stop"]
+        self._outcome: Any = control[b"outcome"]
+        self._chunk_name = b"=" + name.encode("utf-8", "replace")
+        self._watchdog = watchdog
+        self._native = native
+        self._busy = False
+        self._watch: CallWatch | None = None
+        if limits is not None and watchdog is not None:
+            self._watch = CallWatch(
+                main_state=int(control[b"main"], 16),
+                running_table=int(control[b"running_table"], 16),
+                budget_s=limits.max_execution_time_s,
+                deep_slots=2 * limits.max_recursion_depth + 64,
+            )
+
+    @property
+    def output(self) -> deque[str]:
+        """Lines the script printed (bounded; oldest dropped first)."""
+        return self._hooks.output
+
+    @property
+    def memory_used(self) -> int:
+        """Bytes this context's Lua state uses now."""
+        self._check_open()
+        used = self._runtime.get_memory_used()
+        if used:
+            return int(used)
+        return int(self._runtime.eval("collectgarbage('count')") * 1024)
+
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` has run."""
+        return self._runtime is None
+
+    def execute(self, source: str | bytes, chunk_name: str | None = None) -> Result:
+        """Compile and run a chunk of Lua text in the sandbox; return its value(s) as plain data.
+
+        Raises ScriptCompileError, ScriptRuntimeError, ResourceLimitExceeded or
+        SecurityViolation (binary chunks are refused).
+        """
+        self._check_open()
+        code = source.encode("utf-8") if isinstance(source, str) else source
+        if not isinstance(code, bytes):
+            raise ScriptError("source must be str or bytes", script=self.name)
+        if code.startswith(_BINARY_CHUNK):
+            raise SecurityViolation(
+                "binary chunks are not allowed in the sandbox", reason="binary_chunk",
+                script=self.name,
+            )
+        name = self._chunk_name if chunk_name is None else b"=" + chunk_name.encode()
+        return self._values(self._run(self._execute, code, name), compiling=True)
+
+    def call(self, function: str, *args: object) -> Result:
+        """Call a global function of the context with plain-data arguments.
+
+        Raises ScriptRuntimeError when there is no such function, ScriptArgumentError for
+        arguments that are not plain data, and the errors ``execute`` raises.
+        """
+        self._check_open()
+        converted = [to_lua(self._runtime, arg) for arg in args]
+        return self._values(self._run(self._call, function.encode("utf-8"), *converted))
+
+    def close(self) -> None:
+        """Free the Lua state. Pending finalizers cannot run script code (``__gc`` is refused)."""
+        if self._busy:
+            raise ScriptError("cannot close a context while it runs", script=self.name)
+        self._execute = self._call = self._export = None
+        self._after_stop = self._outcome = None
+        self._runtime = None
+
+    def _check_open(self) -> None:
+        if self._runtime is None:
+            raise ScriptError("the context is closed", script=self.name)
+
+    def _run(self, function: Any, *args: object) -> tuple[object, ...]:
+        """One protected call into Lua under the limits; returns xpcall's results."""
+        if self._busy:
+            raise ScriptError("the context is already running a call", script=self.name)
+        self._busy = True
+        hooks = self._hooks
+        hooks.violations.clear()
+        watch = self._watch
+        failure: BaseException | None = None
+        result: object = None
+        stopped = False
+        try:
+            if watch is not None and self._watchdog is not None:
+                self._watchdog.begin(watch)
+                try:
+                    result = function(*args)
+                except lua54.LuaError as error:
+                    failure = error
+                finally:
+                    stopped = self._watchdog.end(watch)
+            else:
+                try:
+                    result = function(*args)
+                except lua54.LuaError as error:
+                    failure = error
+            reason: object = None
+            if stopped and watch is not None and self._native is not None:
+                self._native.disarm(watch.main_state)
+                reason, _ = self._after_stop()
+        finally:
+            self._busy = False
+        if hooks.violations:
+            kind, message = hooks.violations[0]
+            raise SecurityViolation(message, reason=kind, script=self.name)
+        if reason is not None and reason is not False:
+            limit = _text(reason)
+            raise ResourceLimitExceeded(
+                f"{self.name}: {limit} limit exceeded", limit_type=limit,  # type: ignore[arg-type]
+                script=self.name,
+            )
+        if failure is not None:
+            if isinstance(failure, lua54.LuaMemoryError):
+                raise self._memory_error()
+            raise ScriptRuntimeError(str(failure), script=self.name)
+        return result if isinstance(result, tuple) else (result,)
+
+    def _memory_error(self) -> ResourceLimitExceeded:
+        return ResourceLimitExceeded(
+            f"{self.name}: memory limit exceeded", limit_type="memory", script=self.name
+        )
+
+    def _values(self, result: tuple[object, ...], compiling: bool = False) -> Result:
+        status = result[0]
+        if status is None:
+            message = _text(result[1] if len(result) > 1 else "error")
+            if compiling:
+                raise ScriptCompileError(message, script=self.name, line=_line(message))
+            raise ScriptRuntimeError(message, script=self.name)
+        if status is False:
+            raise self._error(result[1] if len(result) > 1 else None)
+        values = result[1:]
+        if all(value is None or isinstance(value, bool | int | float | bytes) for value in values):
+            converted = [to_python(value) for value in values]
+        else:
+            exported = self._run(self._export, *values)
+            if exported[0] is not True:
+                raise self._error(exported[1] if len(exported) > 1 else None)
+            table = exported[1]
+            converted = [to_python(table[index]) for index in range(1, int(table[b"n"]) + 1)]
+        if not converted:
+            return None
+        if len(converted) == 1:
+            return converted[0]
+        return tuple(converted)
+
+    def _error(self, error: object) -> ScriptError:
+        deep = self._outcome()
+        if error == _MEMORY_MESSAGE:
+            if deep:
+                return ResourceLimitExceeded(
+                    f"{self.name}: recursion limit exceeded", limit_type="recursion",
+                    script=self.name,
+                )
+            return self._memory_error()
+        message = _text(error)
+        if deep:
+            return ResourceLimitExceeded(
+                f"{self.name}: recursion limit exceeded ({message.splitlines()[0]})",
+                limit_type="recursion", script=self.name,
+            )
+        first_line, _, traceback = message.partition("\n")
+        return ScriptRuntimeError(
+            first_line, script=self.name, line=_line(first_line), traceback=traceback or None
+        )
+
+
+def _line(message: str) -> int | None:
+    match = _LINE.match(message)
+    return int(match.group(1)) if match else None

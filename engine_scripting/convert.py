@@ -1,0 +1,87 @@
+"""Plain data across the Python/Lua boundary.
+
+Provides ``to_lua`` (Python plain data into Lua values) and ``to_python`` (exported Lua values
+into Python plain data). Uses lupa. Lua functions, threads and userdata never reach Python as
+live objects: sandbox.lua's ``export`` has already replaced them with marker strings.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lupa.lua54 as lua54
+
+from engine_scripting.errors import ScriptError
+
+MAX_DEPTH = 100
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+PlainData = None | bool | int | float | str | list[Any] | dict[Any, Any]
+
+
+class ScriptArgumentError(ScriptError):
+    """A value handed to a script is not plain data the sandbox accepts."""
+
+
+def to_lua(runtime: Any, value: object, depth: int = 0, seen: set[int] | None = None) -> object:
+    """Convert plain Python data into values lupa passes to Lua without wrapping objects.
+
+    Raises ScriptArgumentError for other types, integers outside 64 bits, cycles and nesting
+    deeper than MAX_DEPTH.
+    """
+    if value is None or isinstance(value, bool | float | bytes):
+        return value
+    if isinstance(value, int):
+        if not _INT_MIN <= value <= _INT_MAX:
+            raise ScriptArgumentError(f"integer {value} does not fit in 64 bits")
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    if depth >= MAX_DEPTH:
+        raise ScriptArgumentError(f"argument nested deeper than {MAX_DEPTH} levels")
+    if seen is None:
+        seen = set()
+    if id(value) in seen:
+        raise ScriptArgumentError("argument contains a reference cycle")
+    if isinstance(value, list | tuple):
+        seen.add(id(value))
+        items = [to_lua(runtime, item, depth + 1, seen) for item in value]
+        seen.discard(id(value))
+        return runtime.table_from(items)
+    if isinstance(value, dict):
+        seen.add(id(value))
+        table = {_key_to_lua(key): to_lua(runtime, item, depth + 1, seen)
+                 for key, item in value.items()}
+        seen.discard(id(value))
+        return runtime.table_from(table)
+    raise ScriptArgumentError(f"cannot pass a {type(value).__name__} to a script")
+
+
+def _key_to_lua(key: object) -> object:
+    if isinstance(key, str):
+        return key.encode("utf-8", "surrogatepass")
+    if isinstance(key, bool) or (isinstance(key, int) and _INT_MIN <= key <= _INT_MAX):
+        return key
+    if isinstance(key, float) and not math.isnan(key):
+        return key
+    raise ScriptArgumentError(f"cannot use {key!r} as a table key")
+
+
+def to_python(value: object) -> PlainData:
+    """Convert a value returned by sandbox.lua's ``export`` into plain Python data.
+
+    Tables whose keys are exactly 1..n become lists; other tables become dicts.
+    """
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if lua54.lua_type(value) != "table":
+        return f"<{lua54.lua_type(value)}>"
+    items = [(to_python(key), to_python(item)) for key, item in value.items()]
+    if items and all(isinstance(key, int) and not isinstance(key, bool) for key, _ in items):
+        items.sort(key=lambda pair: pair[0])
+        if items[0][0] == 1 and items[-1][0] == len(items):
+            return [item for _, item in items]
+    return {key if not isinstance(key, list | dict) else str(key): item for key, item in items}

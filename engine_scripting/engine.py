@@ -1,0 +1,106 @@
+"""ScriptEngine: creates sandboxed contexts and owns the watchdog that enforces their limits.
+
+Uses sandbox.lua (compiled once per engine), ``LuaNative`` and ``Watchdog``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib.resources import files
+
+import lupa.lua54 as lua54
+import structlog
+
+from engine_scripting.context import ContextHooks, ScriptContext
+from engine_scripting.errors import ResourceLimitExceeded, ScriptError
+from engine_scripting.limits import ScriptResourceLimits
+from engine_scripting.native import LuaNative
+from engine_scripting.watchdog import Watchdog
+
+_log = structlog.get_logger(__name__)
+
+# Steps of Lua's C pattern matcher that one uninterruptible call may take per ms of budget.
+PATTERN_STEPS_PER_MS = 20_000
+PRINT_LINE_LIMIT = 8192
+
+
+class ScriptEngine:
+    """Runs Lua 5.4 scripts in isolated sandboxes with memory, time and recursion limits.
+
+    Args:
+        limits: default limits for the contexts it creates.
+        trusted: no sandbox and no limits. Only for engine-owned code and for baselines.
+        output_maxlen: how many printed lines each context keeps.
+        watchdog_poll_ms: how often running calls are checked against their limits.
+
+    Raises NativeLayoutError when lupa's Lua cannot be interrupted the way the sandbox needs.
+    """
+
+    def __init__(
+        self,
+        limits: ScriptResourceLimits | None = None,
+        *,
+        trusted: bool = False,
+        output_maxlen: int = 1000,
+        watchdog_poll_ms: float = 1.0,
+    ) -> None:
+        self.limits = limits if limits is not None else ScriptResourceLimits()
+        self.trusted = trusted
+        self._output_maxlen = output_maxlen
+        self._native: LuaNative | None = None
+        self._watchdog: Watchdog | None = None
+        if not trusted:
+            self._native = LuaNative()
+            self._watchdog = Watchdog(self._native, poll_interval_s=watchdog_poll_ms / 1000.0)
+        self._setup_chunk = _compile_setup()
+
+    def create_context(
+        self,
+        name: str,
+        limits: ScriptResourceLimits | None = None,
+        *,
+        on_print: Callable[[str], None] | None = None,
+    ) -> ScriptContext:
+        """Create an isolated sandbox: its own Lua state, globals, string metatable and GC.
+
+        ``limits`` overrides the engine's defaults; ``on_print`` receives each printed line.
+        Raises ResourceLimitExceeded("memory") when the memory limit cannot hold a context.
+        """
+        if not isinstance(name, str) or not name:
+            raise ScriptError("a context needs a non-empty name")
+        hooks = ContextHooks(self._output_maxlen, on_print)
+        effective = None if self.trusted else (limits if limits is not None else self.limits)
+        options: dict[str, object] = {
+            "encoding": None, "register_eval": False, "register_builtins": False,
+        }
+        if effective is not None:
+            options["max_memory"] = effective.max_memory_bytes
+            options["attribute_filter"] = hooks.deny_attribute
+        runtime = lua54.LuaRuntime(**options)
+        steps = PATTERN_STEPS_PER_MS * (effective.max_execution_time_ms if effective else 1e6)
+        depth = effective.max_recursion_depth if effective else 1_000_000
+        try:
+            loader = runtime.globals()[b"load"]
+            setup = loader(self._setup_chunk, b"=sandbox", b"b")
+            control = setup(hooks.print_sink, hooks.report_violation, depth, float(steps),
+                            PRINT_LINE_LIMIT, self.trusted)
+        except lua54.LuaMemoryError as error:
+            raise ResourceLimitExceeded(
+                f"{name}: memory limit too small to create a context", limit_type="memory",
+                script=name,
+            ) from error
+        return ScriptContext(name, runtime, control, hooks, effective, self._watchdog,
+                             self._native)
+
+    def close(self) -> None:
+        """Stop the watchdog thread. Contexts already created stop being time-limited."""
+        if self._watchdog is not None:
+            self._watchdog.close()
+
+
+def _compile_setup() -> bytes:
+    source = files("engine_scripting").joinpath("lua/sandbox.lua").read_bytes()
+    runtime = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
+    dump = runtime.eval("function(src) return string.dump(assert(load(src, '=sandbox'))) end")
+    chunk: bytes = dump(source)
+    return chunk

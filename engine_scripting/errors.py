@@ -1,0 +1,89 @@
+"""Typed errors raised by engine_scripting.
+
+Every failure a script causes reaches the host as a ``ScriptError`` subclass. Each error carries
+the context known where it was raised (script name, line, traceback); the rooms above add more
+with :meth:`ScriptError.with_context` as the error travels up.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+LimitType = Literal["memory", "time", "recursion"]
+
+
+class ScriptError(Exception):
+    """Base class of every error a script can cause.
+
+    Attributes:
+        script: name of the script or context, when known.
+        line: line of the script where the error was raised, when known.
+        traceback: the Lua traceback text, when there is one.
+        entity: the esper entity the script ran for, when known.
+        callback: the script callback that was running (``on_update``...), when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        script: str | None = None,
+        line: int | None = None,
+        traceback: str | None = None,
+        entity: int | None = None,
+        callback: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.script = script
+        self.line = line
+        self.traceback = traceback
+        self.entity = entity
+        self.callback = callback
+
+    def with_context(
+        self,
+        *,
+        script: str | None = None,
+        entity: int | None = None,
+        callback: str | None = None,
+    ) -> Self:
+        """Fill in context fields that are still unknown and return the same error."""
+        if self.script is None:
+            self.script = script
+        if self.entity is None:
+            self.entity = entity
+        if self.callback is None:
+            self.callback = callback
+        return self
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ScriptCompileError(ScriptError):
+    """The source could not be compiled (syntax error)."""
+
+
+class ScriptRuntimeError(ScriptError):
+    """The script raised an error while running; the message names the script and line."""
+
+
+class SecurityViolation(ScriptError):
+    """The script tried to leave its sandbox (binary chunks, finalizers, Python objects...)."""
+
+    def __init__(self, message: str, *, reason: str = "escape", **context: object) -> None:
+        super().__init__(message, **context)  # type: ignore[arg-type]
+        self.reason = reason
+
+
+class PermissionDenied(SecurityViolation):
+    """The script used a world operation it was not granted."""
+
+
+class ResourceLimitExceeded(ScriptError):
+    """The script went over one of its limits; ``limit_type`` says which."""
+
+    def __init__(self, message: str, *, limit_type: LimitType, **context: object) -> None:
+        super().__init__(message, **context)  # type: ignore[arg-type]
+        self.limit_type: LimitType = limit_type

@@ -1,0 +1,597 @@
+-- sandbox.lua: builds the sandbox of one context. Runs once, trusted, in a fresh Lua 5.4 state.
+-- Uses: the debug library (hooks, registry), captured here before scripts can reach anything.
+-- Provides: a control table for the host (never reachable from scripts) holding the script
+-- environment and the trampolines the host calls.
+--
+-- Interrupting scripts: the host's watchdog thread arms a count hook (lua_sethook) on the thread
+-- named by `running[1]` once a call is past its deadline. `hook` below then arms every known
+-- thread and raises on every instruction, so pcall cannot swallow the stop. A standing hook costs
+-- +130% on Lua 5.4, so none is set while a script is within budget.
+local print_sink, report_violation, max_depth, pattern_step_limit, print_limit, trusted = ...
+
+local d_sethook, d_gethook, d_getinfo, d_traceback, d_getregistry =
+  debug.sethook, debug.gethook, debug.getinfo, debug.traceback, debug.getregistry
+local type, error, pcall, xpcall, select, next, rawget, rawset, rawequal, rawlen =
+  type, error, pcall, xpcall, select, next, rawget, rawset, rawequal, rawlen
+local tostring, tonumber, setmetatable, getmetatable, load, ipairs, pairs, assert =
+  tostring, tonumber, setmetatable, getmetatable, load, ipairs, pairs, assert
+local d_getmetatable = debug.getmetatable
+local co_create, co_resume, co_running, co_status, co_close, co_yield, co_isyieldable =
+  coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.close,
+  coroutine.yield, coroutine.isyieldable
+local s_byte, s_sub, s_find, s_match, s_gmatch, s_gsub, s_rep, s_format, s_len =
+  string.byte, string.sub, string.find, string.match, string.gmatch, string.gsub, string.rep,
+  string.format, string.len
+local t_concat, t_insert, t_remove, t_move, t_sort, t_unpack, t_pack =
+  table.concat, table.insert, table.remove, table.move, table.sort, table.unpack, table.pack
+local m_type, m_min = math.type, math.min
+local collectgarbage = collectgarbage
+local main = co_running()
+
+------------------------------------------------------------------------------------------------
+-- Interruption
+------------------------------------------------------------------------------------------------
+local TIME_COUNT, SAMPLE_COUNT = 1, 2   -- hook counts the watchdog arms with, per reason
+local killed = false                    -- false | "time" | "recursion"
+local killed_threads = setmetatable({}, {__mode = "k"})
+local running = {main}                  -- running[1]: the thread running script code now
+local pins, old_pins, pins_dirty, old_dirty = {}, {}, false, false
+local last_deep = false
+local hook
+
+d_sethook(function() end, "", 0)        -- creates the registry's hook table
+local hooktable = d_getregistry()._HOOKKEY  -- weak keys: threads; also holds its __mode
+
+local function arm_all()
+  for thread in next, hooktable do
+    if type(thread) == "thread" then d_sethook(thread, hook, "", TIME_COUNT) end
+  end
+  d_sethook(main, hook, "", TIME_COUNT)
+end
+
+hook = function()
+  local _, _, count = d_gethook()
+  local thread, is_main = co_running()
+  if not killed then
+    if count == SAMPLE_COUNT then
+      -- level 2 is the interrupted function; the main thread has xpcall below the script
+      if d_getinfo(2 + (is_main and 1 or 0) + max_depth, "l") == nil then
+        d_sethook(hook, "", 0)
+        return
+      end
+      killed = "recursion"
+    else
+      killed = "time"
+    end
+    arm_all()
+  end
+  if not is_main then killed_threads[thread] = true end
+  error(killed == "recursion" and "recursion limit exceeded" or "time limit exceeded", 0)
+end
+d_sethook(hook, "", 0)
+
+-- Threads the watchdog may arm stay referenced for this call and the next one.
+local function pin(co)
+  pins[co] = true
+  pins_dirty = true
+  if hooktable[co] == nil then hooktable[co] = hook end
+end
+
+local function begin_call()
+  running[1] = main
+  if pins_dirty or old_dirty then
+    old_pins, pins = pins, {}
+    old_dirty, pins_dirty = pins_dirty, false
+  end
+  last_deep = false
+end
+
+------------------------------------------------------------------------------------------------
+-- Violations: recorded by the host out of band, so catching the error does not hide them.
+------------------------------------------------------------------------------------------------
+local function violation(reason, message, level)
+  report_violation(reason, message)
+  error(message, level + 1)
+end
+
+------------------------------------------------------------------------------------------------
+-- Base functions
+------------------------------------------------------------------------------------------------
+local function restore_running(ok, ...)
+  if not ok then running[1] = (co_running()) end
+  return ok, ...
+end
+
+local function sb_pcall(f, ...)
+  return restore_running(pcall(f, ...))
+end
+
+local function sb_xpcall(f, handler, ...)
+  if type(handler) ~= "function" then return xpcall(f, handler, ...) end
+  -- a handler runs with hooks off when the error came from the hook: it must not run then
+  return restore_running(xpcall(f, function(e)
+    if killed then return e end
+    return handler(e)
+  end, ...))
+end
+
+local function sb_setmetatable(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    violation("finalizer", "__gc metamethods are not allowed in the sandbox", 2)
+  end
+  return setmetatable(t, mt)
+end
+
+local function sb_print(...)
+  local n = select("#", ...)
+  local args, parts = {...}, {}
+  for i = 1, n do parts[i] = tostring(args[i]) end
+  local line = t_concat(parts, "\t")
+  if #line > print_limit then line = s_sub(line, 1, print_limit) .. "..." end
+  print_sink(line)
+end
+
+local ESC = 27
+local env  -- the script environment, filled in below
+local function sb_load(chunk, chunkname, mode, env_arg)
+  if env_arg == nil then env_arg = env end
+  if chunkname ~= nil and type(chunkname) ~= "string" then
+    error("bad argument #2 to 'load' (string expected)", 2)
+  end
+  if type(chunk) == "string" then
+    if s_byte(chunk, 1) == ESC then
+      violation("binary_chunk", "binary chunks are not allowed in the sandbox", 2)
+    end
+  elseif type(chunk) == "function" then
+    local reader, first = chunk, true
+    chunk = function()
+      local piece = reader()
+      if first and piece ~= nil and piece ~= "" then
+        first = false
+        if type(piece) == "string" and s_byte(piece, 1) == ESC then
+          violation("binary_chunk", "binary chunks are not allowed in the sandbox", 2)
+        end
+      end
+      return piece
+    end
+  else
+    error("bad argument #1 to 'load' (string or function expected)", 2)
+  end
+  return load(chunk, chunkname or "=(load)", "t", env_arg)
+end
+
+local GC_OPTIONS = {count = true, collect = true, step = true, isrunning = true}
+local function sb_collectgarbage(option, ...)
+  option = option or "collect"
+  if not GC_OPTIONS[option] then
+    error("collectgarbage option '" .. tostring(option) .. "' is not available in the sandbox", 2)
+  end
+  return collectgarbage(option, ...)
+end
+
+------------------------------------------------------------------------------------------------
+-- coroutine: every switch names the running thread for the watchdog
+------------------------------------------------------------------------------------------------
+local function resumed(prev, ...)
+  running[1] = prev
+  return ...
+end
+
+local function sb_resume(co, ...)
+  if type(co) ~= "thread" then
+    error("bad argument #1 to 'resume' (coroutine expected, got " .. type(co) .. ")", 2)
+  end
+  if killed_threads[co] then return false, "cannot resume dead coroutine" end
+  if pins[co] == nil then pin(co) end
+  local prev = running[1]
+  running[1] = co
+  return resumed(prev, co_resume(co, ...))
+end
+
+local function sb_close(co)
+  if type(co) ~= "thread" then
+    error("bad argument #1 to 'close' (coroutine expected, got " .. type(co) .. ")", 2)
+  end
+  -- a thread stopped by the hook has hooks off for good: its __close handlers must not run
+  if killed_threads[co] then return false, "coroutine was stopped by a resource limit" end
+  if pins[co] == nil then pin(co) end
+  local prev = running[1]
+  running[1] = co
+  return resumed(prev, co_close(co))
+end
+
+local function wrap_results(co, prev, ok, ...)
+  running[1] = prev
+  if ok then return ... end
+  local err = ...
+  if co_status(co) == "dead" and not killed_threads[co] then
+    local closed, close_err = co_close(co)
+    if not closed then err = close_err end
+  end
+  error(err, type(err) == "string" and 2 or 0)
+end
+
+local function sb_wrap(f)
+  local co = co_create(f)
+  return function(...)
+    if pins[co] == nil then pin(co) end
+    local prev = running[1]
+    running[1] = co
+    return wrap_results(co, prev, co_resume(co, ...))
+  end
+end
+
+------------------------------------------------------------------------------------------------
+-- string: C functions that the hook cannot interrupt stay bounded
+------------------------------------------------------------------------------------------------
+local function sb_rep(s, n, sep)
+  local len = s_len(s) + (sep ~= nil and s_len(sep) or 0)
+  if len == 0 then
+    s_format("%d", n)  -- validates n like string.rep; the C loop would spin n times for nothing
+    return ""
+  end
+  return s_rep(s, n, sep)
+end
+
+local shape_cache, shape_cache_size = {}, 0
+local SPECIALS = "[%^%$%*%+%?%.%(%)%[%]%%%-]"
+
+-- Upper bound of the backtracking a pattern can do: each quantifier (or %b, back-reference)
+-- multiplies the work by the subject length, each '?' by two.
+local function pattern_shape(p)
+  local shape = shape_cache[p]
+  if shape then return shape end
+  local q, opt, i, m = 0, 0, 1, #p
+  local plain = s_find(p, SPECIALS) == nil
+  while i <= m do
+    local c = s_byte(p, i)
+    if c == 37 then                     -- %
+      local d = s_byte(p, i + 1)
+      if d == 98 then q = q + 1; i = i + 4
+      elseif d and d >= 49 and d <= 57 then q = q + 1; i = i + 2
+      else i = i + 2 end
+    elseif c == 91 then                 -- [set]
+      i = i + 1
+      if s_byte(p, i) == 94 then i = i + 1 end
+      if s_byte(p, i) == 93 then i = i + 1 end
+      while i <= m and s_byte(p, i) ~= 93 do
+        i = i + (s_byte(p, i) == 37 and 2 or 1)
+      end
+      i = i + 1
+    elseif c == 42 or c == 43 or c == 45 then q = q + 1; i = i + 1
+    elseif c == 63 then opt = opt + 1; i = i + 1
+    else i = i + 1 end
+  end
+  shape = {plain = plain, q = q, opt = opt, anchored = s_byte(p, 1) == 94, m = m + 1}
+  if shape_cache_size >= 512 then shape_cache, shape_cache_size = {}, 0 end
+  shape_cache[p] = shape
+  shape_cache_size = shape_cache_size + 1
+  return shape
+end
+
+local function per_start_cost(n, shape)
+  return (n ^ shape.q) * (2 ^ shape.opt) * shape.m
+end
+
+local function too_complex(p, total, level)
+  error(s_format("pattern '%s' is too complex for this subject (about %.3g steps)",
+    #p > 40 and s_sub(p, 1, 40) .. "..." or p, total), level + 1)
+end
+
+local function start_index(init, len)
+  init = init or 1
+  if init < 0 then init = len + init + 1; if init < 1 then init = 1 end
+  elseif init == 0 then init = 1 end
+  return init
+end
+
+local function windowed_plain_find(s, p, init)
+  local m, len = #p, #s
+  if m == 0 then return s_find(s, p, init, true) end
+  local width = m_min(len + 1, (pattern_step_limit // m) + 1)
+  local i = start_index(init, len)
+  if i > len + 1 then return nil end
+  while i <= len - m + 1 do
+    local window = s_sub(s, i, i + width + m - 2)
+    local a, b = s_find(window, p, 1, true)
+    if a then return i + a - 1, i + b - 1 end
+    i = i + width
+  end
+  if m == 0 then return i, i - 1 end
+  return nil
+end
+
+-- find/match over a long subject: one anchored C match per start position, so each C call
+-- stays small and the hook can stop the loop between them.
+local function per_start(fn, s, p, init)
+  local anchored = "^" .. p
+  for i = start_index(init, #s), #s + 1 do
+    local r = t_pack(fn(s, anchored, i))
+    if r[1] ~= nil then return t_unpack(r, 1, r.n) end
+  end
+  return nil
+end
+
+local function guarded(s, p, plain)
+  if type(s) ~= "string" or type(p) ~= "string" then return false end
+  local shape = pattern_shape(p)
+  local n = #s + 1
+  if plain or shape.plain then
+    return n * shape.m > pattern_step_limit, "plain"
+  end
+  local cost = per_start_cost(n, shape)
+  local total = shape.anchored and cost or cost * n
+  if total <= pattern_step_limit then return false end
+  if cost > pattern_step_limit or shape.anchored then too_complex(p, total, 3) end
+  return true, "per_start"
+end
+
+local function sb_find(s, p, init, plain)
+  local slow, how = guarded(s, p, plain)
+  if not slow then return s_find(s, p, init, plain) end
+  if how == "plain" then return windowed_plain_find(s, p, init) end
+  return per_start(s_find, s, p, init)
+end
+
+local function sb_match(s, p, init)
+  local slow, how = guarded(s, p, false)
+  if not slow then return s_match(s, p, init) end
+  if how == "plain" then
+    local a, b = windowed_plain_find(s, p, init)
+    if a then return s_sub(s, a, b) end
+    return nil
+  end
+  return per_start(s_match, s, p, init)
+end
+
+local function sb_gmatch(s, p, init)
+  local slow = guarded(s, p, false)
+  if slow then too_complex(p, (#s + 1) ^ 2, 2) end
+  return s_gmatch(s, p, init)
+end
+
+local function sb_gsub(s, p, repl, n)
+  local slow = guarded(s, p, false)
+  if slow then too_complex(p, (#s + 1) ^ 2, 2) end
+  return s_gsub(s, p, repl, n)
+end
+
+------------------------------------------------------------------------------------------------
+-- table: a lying __len or a C __index must not drive a C loop for 2^62 rounds
+------------------------------------------------------------------------------------------------
+local MOVE_CHUNK = 4096
+
+local function has_meta(t)
+  return type(t) == "table" and d_getmetatable(t) ~= nil
+end
+
+-- copy t[i..j] through normal indexing (metamethods run as Lua, where the hook reaches them)
+local function plain_range(t, i, j)
+  local copy, k = {}, 0
+  for index = i, j do
+    k = k + 1
+    copy[k] = t[index]
+  end
+  return copy, k
+end
+
+local function sb_move(a1, f, e, t, a2)
+  if a2 == nil then a2 = a1 end
+  if type(f) ~= "number" or type(e) ~= "number" or type(t) ~= "number" or e < f
+     or e - f < MOVE_CHUNK then
+    return t_move(a1, f, e, t, a2)
+  end
+  if t > f and t <= e and rawequal(a1, a2) then     -- overlapping forward move: back to front
+    local hi = e
+    while hi >= f do
+      local lo = hi - MOVE_CHUNK + 1
+      if lo < f then lo = f end
+      t_move(a1, lo, hi, t + (lo - f), a2)
+      hi = lo - 1
+    end
+  else
+    local lo = f
+    while lo <= e do
+      local hi = lo + MOVE_CHUNK - 1
+      if hi > e then hi = e end
+      t_move(a1, lo, hi, t + (lo - f), a2)
+      lo = hi + 1
+    end
+  end
+  return a2
+end
+
+local function sb_insert(t, ...)
+  if not has_meta(t) then return t_insert(t, ...) end
+  local nargs = select("#", ...)
+  local size = #t
+  if nargs == 1 then
+    t[size + 1] = ...
+    return
+  elseif nargs ~= 2 then
+    error("wrong number of arguments to 'insert'", 2)
+  end
+  local pos, value = ...
+  if m_type(pos) ~= "integer" then error("bad argument #2 to 'insert' (number expected)", 2) end
+  if pos < 1 or pos > size + 1 then error("bad argument #2 to 'insert' (position out of bounds)", 2) end
+  for i = size + 1, pos + 1, -1 do t[i] = t[i - 1] end
+  t[pos] = value
+end
+
+local function sb_remove(t, pos)
+  if not has_meta(t) then
+    if pos == nil then return t_remove(t) end
+    return t_remove(t, pos)
+  end
+  local size = #t
+  if pos == nil then pos = size end
+  if m_type(pos) ~= "integer" then error("bad argument #2 to 'remove' (number expected)", 2) end
+  if size + 1 == pos then local v = t[pos]; t[pos] = nil; return v end
+  if size ~= 0 and (pos < 1 or pos > size + 1) then
+    error("bad argument #2 to 'remove' (position out of bounds)", 2)
+  end
+  local value = t[pos]
+  for i = pos, size - 1 do t[i] = t[i + 1] end
+  if pos <= size then t[size] = nil end
+  return value
+end
+
+local function sb_sort(t, cmp)
+  if not has_meta(t) then return t_sort(t, cmp) end
+  local copy, n = plain_range(t, 1, #t)
+  t_sort(copy, cmp)
+  for i = 1, n do t[i] = copy[i] end
+end
+
+local function sb_concat(t, sep, i, j)
+  if not has_meta(t) then return t_concat(t, sep, i, j) end
+  i = i or 1
+  if j == nil then j = #t end
+  return t_concat((plain_range(t, i, j)), sep)
+end
+
+local function sb_unpack(t, i, j)
+  if not has_meta(t) then return t_unpack(t, i, j) end
+  i = i or 1
+  if j == nil then j = #t end
+  if j - i >= 1000000 then error("too many results to unpack", 2) end
+  local copy, n = plain_range(t, i, j)
+  return t_unpack(copy, 1, n)
+end
+
+------------------------------------------------------------------------------------------------
+-- The script environment
+------------------------------------------------------------------------------------------------
+local function copy_library(lib, skip)
+  local copy = {}
+  for k, v in next, lib do
+    if not (skip and skip[k]) then copy[k] = v end
+  end
+  return copy
+end
+
+if trusted then
+  -- engine-owned code and baselines: the whole standard library, print still goes to the host
+  env = _G
+  env.print = sb_print
+else
+  local sb_string = copy_library(string, {dump = true})
+  sb_string.rep, sb_string.find, sb_string.match = sb_rep, sb_find, sb_match
+  sb_string.gmatch, sb_string.gsub = sb_gmatch, sb_gsub
+
+  local sb_table = copy_library(table)
+  sb_table.move, sb_table.insert, sb_table.remove = sb_move, sb_insert, sb_remove
+  sb_table.sort, sb_table.concat, sb_table.unpack = sb_sort, sb_concat, sb_unpack
+
+  local sb_coroutine = copy_library(coroutine)
+  sb_coroutine.resume, sb_coroutine.wrap, sb_coroutine.close = sb_resume, sb_wrap, sb_close
+
+  env = {
+    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+    pcall = sb_pcall, xpcall = sb_xpcall, rawequal = rawequal, rawget = rawget, rawlen = rawlen,
+    rawset = rawset, select = select, setmetatable = sb_setmetatable,
+    getmetatable = getmetatable, tonumber = tonumber, tostring = tostring, type = type,
+    _VERSION = _VERSION, print = sb_print, load = sb_load, collectgarbage = sb_collectgarbage,
+    string = sb_string, table = sb_table, math = copy_library(math),
+    coroutine = sb_coroutine, utf8 = copy_library(utf8),
+  }
+  env._G = env
+
+  -- string methods ("x"):find(...) resolve through the sandboxed string table
+  d_getmetatable("").__index = sb_string
+end
+
+------------------------------------------------------------------------------------------------
+-- Host trampolines. Each ends in a tail call to xpcall, so that no trusted Lua instruction runs
+-- after a stopped script unwinds.
+------------------------------------------------------------------------------------------------
+local function handler(e)
+  if killed then return e end
+  if d_getinfo(3 + max_depth, "l") ~= nil then last_deep = true end
+  if type(e) ~= "string" then
+    local ok, text = pcall(tostring, e)
+    e = (ok and type(text) == "string") and text or ("(error object is a " .. type(e) .. " value)")
+  end
+  return d_traceback(e, 2)
+end
+
+local function execute(source, chunkname)
+  begin_call()
+  local fn, err = load(source, chunkname, "t", env)
+  if not fn then return nil, err end
+  return xpcall(fn, handler)
+end
+
+local function call(name, ...)
+  begin_call()
+  local fn = rawget(env, name)
+  if type(fn) ~= "function" then return nil, "no global function '" .. tostring(name) .. "'" end
+  return xpcall(fn, handler, ...)
+end
+
+-- After a stop: disarm every thread and report why the call was stopped.
+local function after_stop()
+  for thread in next, hooktable do
+    if type(thread) == "thread" then d_sethook(thread, hook, "", 0) end
+  end
+  d_sethook(main, hook, "", 0)
+  local reason, deep = killed, last_deep
+  killed, last_deep = false, false
+  running[1] = main
+  return reason, deep
+end
+
+local function outcome()
+  local deep = last_deep
+  last_deep = false
+  return deep
+end
+
+-- Results leave the sandbox as plain data: fresh tables without metatables, no cycles, no
+-- functions, threads or userdata.
+local MAX_EXPORT_DEPTH = 100
+local function export_value(v, depth, seen)
+  local t = type(v)
+  if t == "table" then
+    if seen[v] then return "<cycle>" end
+    if depth >= MAX_EXPORT_DEPTH then error("result nested deeper than 100 tables", 0) end
+    seen[v] = true
+    local out = {}
+    for k, item in next, v do
+      local kt = type(k)
+      if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then k = "<" .. kt .. ">" end
+      rawset(out, k, export_value(item, depth + 1, seen))
+    end
+    seen[v] = nil
+    return out
+  elseif t == "function" or t == "thread" or t == "userdata" then
+    return "<" .. t .. ">"
+  end
+  return v
+end
+
+local function export(...)
+  begin_call()
+  local n = select("#", ...)
+  local values = {...}
+  local out = {n = n}
+  for i = 1, n do out[i] = export_value(values[i], 0, {}) end
+  return out
+end
+
+if not trusted then
+  local globals = _G
+  for name in next, globals do globals[name] = nil end
+end
+
+return {
+  env = env,
+  execute = execute,
+  call = call,
+  export = function(...) return xpcall(export, handler, ...) end,
+  after_stop = after_stop,
+  outcome = outcome,
+  running = running,
+  main = s_format("%p", main),
+  running_table = s_format("%p", running),
+}

@@ -1,0 +1,109 @@
+"""The few Lua C API entry points the watchdog needs, reached through ctypes.
+
+Provides ``LuaNative``: arm and disarm a count hook on a ``lua_State``, read which thread a
+context is running, and read how many stack slots a thread uses. Uses the Lua C API that lupa's
+``lua54`` extension module exports, and probes the struct layouts it relies on before use.
+
+``lua_sethook`` is the one call Lua allows from outside the running thread (lua.c arms it from
+its SIGINT handler). Every pointer handed to these functions belongs to a thread the sandbox keeps
+referenced for the duration of the call (see ``pin`` in sandbox.lua).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import lupa.lua54 as lua54
+
+LUA_MASKCOUNT = 8
+# struct Table (Lua 5.4): CommonHeader, flags, lsizenode, alimit, then `TValue *array`
+_TABLE_ARRAY_OFFSET = 16
+# struct TValue: Value (8 bytes), then the type tag
+_TVALUE_TAG_OFFSET = 8
+_LUA_VTHREAD_COLLECTABLE = 0x48
+# struct lua_State (Lua 5.4): CommonHeader, status, allowhook, nci, then `top` ... `stack`
+_STATE_TOP_OFFSET = 16
+_STATE_STACK_OFFSET = 48
+_STACK_SLOT_SIZE = 16
+
+
+class NativeLayoutError(RuntimeError):
+    """lupa's Lua build does not have the layout this module was written for."""
+
+
+def _read_pointer(address: int) -> int:
+    return ctypes.c_void_p.from_address(address).value or 0
+
+
+class LuaNative:
+    """Hook arming and state inspection for lupa's Lua 5.4 states.
+
+    Raises NativeLayoutError at construction when the probes disagree with the expected layout;
+    a sandbox that cannot interrupt scripts must not run them.
+    """
+
+    def __init__(self) -> None:
+        library = ctypes.PyDLL(lua54.__file__)  # PyDLL keeps the GIL: arming is atomic for Python
+        self._sethook = library.lua_sethook
+        self._sethook.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+        self._sethook.restype = None
+        gethook = library.lua_gethook
+        gethook.argtypes = [ctypes.c_void_p]
+        gethook.restype = ctypes.c_void_p
+        self._gethook = gethook
+        self.hook_function = self._find_hook_function()
+        self.stack_sampling = self._probe_layouts()
+
+    def _find_hook_function(self) -> int:
+        """The C hook that debug.sethook installs; it calls the Lua hook of the thread."""
+        runtime = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
+        state = int(runtime.execute("return string.format('%p', coroutine.running())"), 16)
+        runtime.execute("debug.sethook(function() end, '', 1000000)")
+        hook = self._gethook(state)
+        runtime.execute("debug.sethook()")
+        if not hook:
+            raise NativeLayoutError("lua_gethook did not return debug.sethook's hook")
+        return int(hook)
+
+    def _probe_layouts(self) -> bool:
+        runtime = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
+        main, table = runtime.execute(
+            "running = {coroutine.running()}\n"
+            "return string.format('%p', running[1]), string.format('%p', running)"
+        )
+        if self.running_thread(int(table, 16)) != int(main, 16):
+            raise NativeLayoutError("Lua table layout differs from Lua 5.4's")
+        state = int(main, 16)
+        seen: list[int] = []
+        runtime.globals()[b"probe"] = lambda: seen.append(self.stack_slots(state))
+        runtime.execute("local function f(n) if n == 0 then probe() return 0 end "
+                        "return 1 + f(n - 1) end return f(100)")
+        idle = self.stack_slots(state)
+        return bool(seen) and 0 <= idle < 64 and 200 <= seen[0] < 100_000
+
+    def arm(self, state: int, count: int) -> None:
+        """Arm a count hook that fires every ``count`` instructions on ``state``."""
+        self._sethook(state, self.hook_function, LUA_MASKCOUNT, count)
+
+    def disarm(self, state: int) -> None:
+        """Remove the hook of ``state``."""
+        self._sethook(state, None, 0, 0)
+
+    @staticmethod
+    def running_thread(table: int) -> int:
+        """The thread stored at index 1 of the Lua table at ``table``, or 0."""
+        array = _read_pointer(table + _TABLE_ARRAY_OFFSET)
+        if not array:
+            return 0
+        if ctypes.c_ubyte.from_address(array + _TVALUE_TAG_OFFSET).value != (
+            _LUA_VTHREAD_COLLECTABLE
+        ):
+            return 0
+        return _read_pointer(array)
+
+    @staticmethod
+    def stack_slots(state: int) -> int:
+        """How many stack slots ``state`` uses now (read without locking: an estimate)."""
+        top = _read_pointer(state + _STATE_TOP_OFFSET)
+        stack = _read_pointer(state + _STATE_STACK_OFFSET)
+        return (top - stack) // _STACK_SLOT_SIZE

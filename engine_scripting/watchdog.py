@@ -1,0 +1,126 @@
+"""The watchdog: a thread that stops scripts that overrun their time or recursion limits.
+
+Provides ``Watchdog`` and ``CallWatch``. Uses ``LuaNative`` to arm hooks. The watchdog never runs
+script code: it only arms a hook on the thread a context is running; the script's own thread then
+raises the error (see sandbox.lua). While every call is within budget it costs nothing inside Lua.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from engine_scripting.native import LuaNative
+
+_log = structlog.get_logger(__name__)
+
+TIME_COUNT = 1
+SAMPLE_COUNT = 2
+_IDLE_AFTER_S = 0.25
+
+
+@dataclass(slots=True, eq=False)
+class CallWatch:
+    """Per-context record of the call in progress (one per context, reused across calls)."""
+
+    main_state: int
+    running_table: int
+    budget_s: float
+    deep_slots: int
+    deadline: float = 0.0
+    sample_at: float = 0.0
+    stopping: bool = False
+    sampled: bool = False
+
+
+class Watchdog:
+    """Arms the hook of calls that pass their deadline or build too deep a stack.
+
+    Args:
+        native: the C API bindings.
+        poll_interval_s: how often active calls are checked; a runaway call is stopped within
+            about this long after its deadline.
+    """
+
+    def __init__(self, native: LuaNative, poll_interval_s: float = 0.001) -> None:
+        self._native = native
+        self._poll_interval_s = poll_interval_s
+        self._active: dict[int, CallWatch] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._sleeping = True
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def begin(self, watch: CallWatch) -> None:
+        """Start watching a call of the context that owns ``watch``."""
+        now = time.perf_counter()
+        watch.deadline = now + watch.budget_s
+        watch.sample_at = now + self._poll_interval_s
+        watch.stopping = False
+        watch.sampled = False
+        self._active[id(watch)] = watch
+        if self._sleeping:
+            self._start()
+
+    def end(self, watch: CallWatch) -> bool:
+        """Stop watching; True when a hook was armed and the context must be cleaned up."""
+        with self._lock:
+            del self._active[id(watch)]
+        return watch.stopping or watch.sampled
+
+    def close(self) -> None:
+        """Stop the watchdog thread."""
+        self._closed = True
+        self._wake.set()
+
+    def _start(self) -> None:
+        self._sleeping = False
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(
+                target=self._run, name="engine-scripting-watchdog", daemon=True
+            )
+            self._thread.start()
+        else:
+            self._wake.set()
+
+    def _run(self) -> None:
+        idle_since: float | None = None
+        while not self._closed:
+            now = time.perf_counter()
+            with self._lock:
+                for watch in list(self._active.values()):
+                    self._check(watch, now)
+            if self._active:
+                idle_since = None
+            elif idle_since is None:
+                idle_since = now
+            elif now - idle_since > _IDLE_AFTER_S:
+                self._sleeping = True
+                if self._active:  # a call began while we decided to sleep
+                    self._sleeping = False
+                    continue
+                self._wake.wait()
+                self._wake.clear()
+                idle_since = None
+                continue
+            time.sleep(self._poll_interval_s)
+
+    def _check(self, watch: CallWatch, now: float) -> None:
+        native = self._native
+        running = native.running_thread(watch.running_table) or watch.main_state
+        if now >= watch.deadline:
+            if not watch.stopping:
+                watch.stopping = True
+                _log.debug("watchdog.deadline_passed", overrun_ms=(now - watch.deadline) * 1e3)
+            native.arm(watch.main_state, TIME_COUNT)
+            if running != watch.main_state:
+                native.arm(running, TIME_COUNT)
+        elif now >= watch.sample_at and native.stack_sampling and not watch.stopping:
+            watch.sample_at = now + self._poll_interval_s
+            if native.stack_slots(running) > watch.deep_slots:
+                watch.sampled = True
+                native.arm(running, SAMPLE_COUNT)
