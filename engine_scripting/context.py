@@ -90,7 +90,7 @@ class ScriptContext:
         self._hooks = hooks
         self._execute: Any = control[b"execute"]
         self._call: Any = control[b"call"]
-        self._export: Any = control[b"export"]
+        self._exported: bytes = control[b"exported"]
         self._after_stop: Any = control[b"after_stop"]
         self._outcome: Any = control[b"outcome"]
         self._chunk_name = b"=" + name.encode("utf-8", "replace")
@@ -157,7 +157,7 @@ class ScriptContext:
         """Free the Lua state. Pending finalizers cannot run script code (``__gc`` is refused)."""
         if self._busy:
             raise ScriptError("cannot close a context while it runs", script=self.name)
-        self._execute = self._call = self._export = None
+        self._execute = self._call = None
         self._after_stop = self._outcome = None
         self._runtime = None
 
@@ -226,14 +226,11 @@ class ScriptContext:
         if status is False:
             raise self._error(result[1] if len(result) > 1 else None)
         values = result[1:]
-        if all(value is None or isinstance(value, bool | int | float | bytes) for value in values):
-            converted = [to_python(value) for value in values]
-        else:
-            exported = self._run(self._export, *values)
-            if exported[0] is not True:
-                raise self._error(exported[1] if len(exported) > 1 else None)
-            table = exported[1]
+        if values and values[0] == self._exported:
+            table = values[1]
             converted = [to_python(table[index]) for index in range(1, int(table[b"n"]) + 1)]
+        else:
+            converted = [to_python(value) for value in values]
         if not converted:
             return None
         if len(converted) == 1:
@@ -250,7 +247,7 @@ class ScriptContext:
                 )
             return self._memory_error()
         message = _text(error)
-        if deep:
+        if deep or "stack overflow" in message.partition("\n")[0]:
             return ResourceLimitExceeded(
                 f"{self.name}: recursion limit exceeded ({message.splitlines()[0]})",
                 limit_type="recursion", script=self.name,

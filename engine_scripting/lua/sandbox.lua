@@ -54,8 +54,8 @@ hook = function()
   local thread, is_main = co_running()
   if not killed then
     if count == SAMPLE_COUNT then
-      -- level 2 is the interrupted function; the main thread has xpcall below the script
-      if d_getinfo(2 + (is_main and 1 or 0) + max_depth, "l") == nil then
+      -- level 2 is the interrupted function; the main thread has xpcall and run below it
+      if d_getinfo(2 + (is_main and 2 or 0) + max_depth, "l") == nil then
         d_sethook(hook, "", 0)
         return
       end
@@ -97,19 +97,31 @@ end
 ------------------------------------------------------------------------------------------------
 -- Base functions
 ------------------------------------------------------------------------------------------------
-local function restore_running(ok, ...)
-  if not ok then running[1] = (co_running()) end
+-- An error caught by a script's pcall: name the running thread again, and stop the call if the
+-- stack that raised it was deeper than the limit (Lua's own stack limits end up here).
+local function caught(ok, ...)
+  if not ok then
+    local thread, is_main = co_running()
+    running[1] = thread
+    local message = ...
+    if not killed and ((type(message) == "string" and s_find(message, "stack overflow", 1, true))
+        or d_getinfo(2 + (is_main and 2 or 0) + max_depth, "l") ~= nil) then
+      killed = "recursion"
+      arm_all()
+      error("recursion limit exceeded", 0)
+    end
+  end
   return ok, ...
 end
 
 local function sb_pcall(f, ...)
-  return restore_running(pcall(f, ...))
+  return caught(pcall(f, ...))
 end
 
 local function sb_xpcall(f, handler, ...)
   if type(handler) ~= "function" then return xpcall(f, handler, ...) end
   -- a handler runs with hooks off when the error came from the hook: it must not run then
-  return restore_running(xpcall(f, function(e)
+  return caught(xpcall(f, function(e)
     if killed then return e end
     return handler(e)
   end, ...))
@@ -501,52 +513,6 @@ else
   d_getmetatable("").__index = sb_string
 end
 
-------------------------------------------------------------------------------------------------
--- Host trampolines. Each ends in a tail call to xpcall, so that no trusted Lua instruction runs
--- after a stopped script unwinds.
-------------------------------------------------------------------------------------------------
-local function handler(e)
-  if killed then return e end
-  if d_getinfo(3 + max_depth, "l") ~= nil then last_deep = true end
-  if type(e) ~= "string" then
-    local ok, text = pcall(tostring, e)
-    e = (ok and type(text) == "string") and text or ("(error object is a " .. type(e) .. " value)")
-  end
-  return d_traceback(e, 2)
-end
-
-local function execute(source, chunkname)
-  begin_call()
-  local fn, err = load(source, chunkname, "t", env)
-  if not fn then return nil, err end
-  return xpcall(fn, handler)
-end
-
-local function call(name, ...)
-  begin_call()
-  local fn = rawget(env, name)
-  if type(fn) ~= "function" then return nil, "no global function '" .. tostring(name) .. "'" end
-  return xpcall(fn, handler, ...)
-end
-
--- After a stop: disarm every thread and report why the call was stopped.
-local function after_stop()
-  for thread in next, hooktable do
-    if type(thread) == "thread" then d_sethook(thread, hook, "", 0) end
-  end
-  d_sethook(main, hook, "", 0)
-  local reason, deep = killed, last_deep
-  killed, last_deep = false, false
-  running[1] = main
-  return reason, deep
-end
-
-local function outcome()
-  local deep = last_deep
-  last_deep = false
-  return deep
-end
-
 -- Results leave the sandbox as plain data: fresh tables without metatables, no cycles, no
 -- functions, threads or userdata.
 local MAX_EXPORT_DEPTH = 100
@@ -570,13 +536,71 @@ local function export_value(v, depth, seen)
   return v
 end
 
-local function export(...)
-  begin_call()
+local EXPORTED = "\0exported"
+local SCALAR = {["nil"] = true, boolean = true, number = true, string = true}
+
+-- Scalars pass as they are; anything else comes back as EXPORTED and one plain table.
+local function results(...)
   local n = select("#", ...)
   local values = {...}
-  local out = {n = n}
-  for i = 1, n do out[i] = export_value(values[i], 0, {}) end
-  return out
+  for i = 1, n do
+    if not SCALAR[type(values[i])] then
+      local out = {n = n}
+      for j = 1, n do out[j] = export_value(values[j], 0, {}) end
+      return EXPORTED, out
+    end
+  end
+  return ...
+end
+
+local function run(fn, ...)
+  return results(fn(...))
+end
+
+------------------------------------------------------------------------------------------------
+-- Host trampolines. Each ends in a tail call to xpcall, so that no trusted Lua instruction runs
+-- after a stopped script unwinds.
+------------------------------------------------------------------------------------------------
+local function handler(e)
+  if killed then return e end
+  if d_getinfo(4 + max_depth, "l") ~= nil then last_deep = true end
+  if type(e) ~= "string" then
+    local ok, text = pcall(tostring, e)
+    e = (ok and type(text) == "string") and text or ("(error object is a " .. type(e) .. " value)")
+  end
+  return d_traceback(e, 2)
+end
+
+local function execute(source, chunkname)
+  begin_call()
+  local fn, err = load(source, chunkname, "t", env)
+  if not fn then return nil, err end
+  return xpcall(run, handler, fn)
+end
+
+local function call(name, ...)
+  begin_call()
+  local fn = rawget(env, name)
+  if type(fn) ~= "function" then return nil, "no global function '" .. tostring(name) .. "'" end
+  return xpcall(run, handler, fn, ...)
+end
+
+-- After a stop: disarm every thread and report why the call was stopped.
+local function after_stop()
+  for thread in next, hooktable do
+    if type(thread) == "thread" then d_sethook(thread, hook, "", 0) end
+  end
+  d_sethook(main, hook, "", 0)
+  local reason, deep = killed, last_deep
+  killed, last_deep = false, false
+  running[1] = main
+  return reason, deep
+end
+
+local function outcome()
+  local deep = last_deep
+  last_deep = false
+  return deep
 end
 
 if not trusted then
@@ -588,7 +612,7 @@ return {
   env = env,
   execute = execute,
   call = call,
-  export = function(...) return xpcall(export, handler, ...) end,
+  exported = EXPORTED,
   after_stop = after_stop,
   outcome = outcome,
   running = running,

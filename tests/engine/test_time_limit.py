@@ -1,0 +1,103 @@
+"""A runaway script stops shortly after its time budget wherever it loops."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from engine_scripting import ResourceLimitExceeded, ScriptContext
+from tests.conftest import STOP_BOUND_S
+
+RUNAWAYS = {
+    "while": "while true do end",
+    "numeric_for": "for i = 1, math.maxinteger do end",
+    "repeat": "repeat until false",
+    "goto": "::top:: goto top",
+    "tail_recursion": "local function f() return f() end return f()",
+    "pcall_loop": "while true do pcall(function() while true do end end) end",
+    "pcall_swallow": "for i = 1, math.huge do pcall(error, 'x') end",
+    "xpcall_handler": "xpcall(function() while true do end end, function() while true do end end)",
+    "xpcall_handler_after_error":
+        "xpcall(function() error('x') end, function() while true do end end)",
+    "coroutine": "coroutine.wrap(function() while true do end end)()",
+    "coroutine_resume": "coroutine.resume(coroutine.create(function() while true do end end))",
+    "nested_coroutines": """
+        coroutine.wrap(function()
+          coroutine.wrap(function()
+            coroutine.wrap(function() while true do end end)()
+          end)()
+        end)()""",
+    "coroutine_parent_loops_after_child_yields": """
+        coroutine.wrap(function()
+          local child = coroutine.wrap(function() coroutine.yield(1) end)
+          child()
+          while true do end
+        end)()""",
+    "metamethod": "local t = setmetatable({}, {__index = function() while true do end end}) "
+                  "return t.x",
+    "close_handler": "do local x <close> = setmetatable({}, {__close = function() "
+                     "while true do end end}) end",
+    "sort_comparator": "local t = {3, 2, 1} table.sort(t, function() while true do end end)",
+    "gsub_callback": "string.gsub('abc', '%w', function() while true do end end)",
+    "load_chunk": "load('while true do end')()",
+    "tostring_metamethod": "tostring(setmetatable({}, {__tostring = function() "
+                           "while true do end end}))",
+    "error_object_tostring": "error(setmetatable({}, {__tostring = function() "
+                             "while true do end end}))",
+    "close_in_killed_coroutine": """
+        local co = coroutine.create(function()
+          local x <close> = setmetatable({}, {__close = function() while true do end end})
+          while true do end
+        end)
+        coroutine.resume(co)""",
+    "wrap_closes_killed_coroutine": """
+        coroutine.wrap(function()
+          local x <close> = setmetatable({}, {__close = function() while true do end end})
+          while true do end
+        end)()""",
+}
+
+
+def _stopped(ctx: ScriptContext, source: str) -> float:
+    started = time.perf_counter()
+    with pytest.raises(ResourceLimitExceeded) as caught:
+        ctx.execute(source)
+    elapsed = time.perf_counter() - started
+    assert caught.value.limit_type == "time"
+    assert "time" in str(caught.value)
+    return elapsed
+
+
+@pytest.mark.parametrize("source", RUNAWAYS.values(), ids=RUNAWAYS.keys())
+def test_runaway_is_stopped(ctx: ScriptContext, source: str) -> None:
+    assert _stopped(ctx, source) < STOP_BOUND_S
+    assert ctx.execute("return 1 + 1") == 2  # the context stays usable
+
+
+def test_coroutine_created_before_the_call(ctx: ScriptContext) -> None:
+    ctx.execute("co = coroutine.create(function() coroutine.yield() while true do end end) "
+                "coroutine.resume(co)")
+    assert _stopped(ctx, "coroutine.resume(co)") < STOP_BOUND_S
+
+
+def test_killed_coroutine_cannot_run_close_handlers_later(ctx: ScriptContext) -> None:
+    ctx.execute("""
+        co = coroutine.create(function()
+          local x <close> = setmetatable({}, {__close = function() while true do end end})
+          while true do end
+        end)""")
+    _stopped(ctx, "coroutine.resume(co)")
+    ok, message = ctx.execute("return coroutine.close(co)")
+    assert ok is False and "stopped" in message
+
+
+def test_budget_is_per_call(ctx: ScriptContext) -> None:
+    ctx.execute("function work() local s = 0 for i = 1, 1e4 do s = s + i end return s end")
+    for _ in range(200):  # many short calls never add up to a stop
+        assert ctx.call("work") == 50005000
+
+
+def test_stop_reaction_is_close_to_budget(ctx: ScriptContext) -> None:
+    elapsed = _stopped(ctx, "while true do end")
+    assert elapsed >= 0.045
