@@ -31,6 +31,7 @@ _log = structlog.get_logger(__name__)
 _LINE = re.compile(r"^[^\n]*?:(\d+): ")
 _MEMORY_MESSAGE = b"not enough memory"
 _BINARY_CHUNK = b"\x1b"
+_RECURSION_MARKERS = ("stack overflow", "recursion limit exceeded")
 
 Result = PlainData | tuple[PlainData, ...]
 
@@ -247,7 +248,8 @@ class ScriptContext:
                 )
             return self._memory_error()
         message = _text(error)
-        if deep or "stack overflow" in message.partition("\n")[0]:
+        first_line = message.partition("\n")[0]
+        if deep or any(marker in first_line for marker in _RECURSION_MARKERS):
             return ResourceLimitExceeded(
                 f"{self.name}: recursion limit exceeded ({message.splitlines()[0]})",
                 limit_type="recursion", script=self.name,

@@ -32,6 +32,7 @@ local main = co_running()
 -- Interruption
 ------------------------------------------------------------------------------------------------
 local TIME_COUNT, SAMPLE_COUNT = 1, 2   -- hook counts the watchdog arms with, per reason
+local RECURSION_MESSAGE = "recursion limit exceeded"
 local killed = false                    -- false | "time" | "recursion"
 local killed_threads = setmetatable({}, {__mode = "k"})
 local running = {main}                  -- running[1]: the thread running script code now
@@ -66,7 +67,7 @@ hook = function()
     arm_all()
   end
   if not is_main then killed_threads[thread] = true end
-  error(killed == "recursion" and "recursion limit exceeded" or "time limit exceeded", 0)
+  error(killed == "recursion" and RECURSION_MESSAGE or "time limit exceeded", 0)
 end
 d_sethook(hook, "", 0)
 
@@ -97,18 +98,19 @@ end
 ------------------------------------------------------------------------------------------------
 -- Base functions
 ------------------------------------------------------------------------------------------------
--- An error caught by a script's pcall: name the running thread again, and stop the call if the
--- stack that raised it was deeper than the limit (Lua's own stack limits end up here).
+-- An error caught by a script's pcall: name the running thread again. Stack overflows (Lua's own
+-- stack limits) and calls deeper than the limit are not the script's to catch: raise them again.
 local function caught(ok, ...)
   if not ok then
     local thread, is_main = co_running()
     running[1] = thread
     local message = ...
-    if not killed and ((type(message) == "string" and s_find(message, "stack overflow", 1, true))
-        or d_getinfo(2 + (is_main and 2 or 0) + max_depth, "l") ~= nil) then
-      killed = "recursion"
-      arm_all()
-      error("recursion limit exceeded", 0)
+    if type(message) == "string" and (s_find(message, "stack overflow", 1, true)
+        or s_find(message, RECURSION_MESSAGE, 1, true)) then
+      error(message, 0)
+    end
+    if d_getinfo(2 + (is_main and 2 or 0) + max_depth, "l") ~= nil then
+      error(RECURSION_MESSAGE, 0)
     end
   end
   return ok, ...
