@@ -1,0 +1,105 @@
+"""Contexts: isolation, plain data in and out, errors, lifecycle."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from engine_scripting import (
+    ScriptCompileError,
+    ScriptContext,
+    ScriptEngine,
+    ScriptError,
+    ScriptResourceLimits,
+    ScriptRuntimeError,
+)
+
+
+def test_contexts_do_not_share_globals_string_metatable_or_memory(engine: ScriptEngine) -> None:
+    first, second = engine.create_context("a"), engine.create_context("b")
+    first.execute("shared = 1 string.evil = true getmetatable('').__index.upper = nil "
+                  "big = string.rep('x', 4e6)")
+    assert second.execute("return shared, string.evil, ('a'):upper()") == (None, None, "A")
+    assert first.memory_used > second.memory_used + 3_000_000
+
+
+def test_each_context_has_its_own_limits(engine: ScriptEngine) -> None:
+    small = engine.create_context("small", ScriptResourceLimits(max_memory_mb=1))
+    with pytest.raises(ScriptError):
+        small.execute("return string.rep('x', 2e6)")
+    big = engine.create_context("big")
+    assert len(big.execute("return string.rep('x', 2e6)")) == 2_000_000
+
+
+def test_call_with_plain_data(ctx: ScriptContext) -> None:
+    ctx.execute("function echo(...) return ... end "
+                "function sum(t) local s = 0 for _, v in ipairs(t) do s = s + v end return s end")
+    assert ctx.call("sum", [1, 2, 3.5]) == 6.5
+    assert ctx.call("echo", {"a": [1, {"b": None}]}) == {"a": [1, {}]}
+    assert ctx.call("echo", "héllo", 2**62, -1.5, True, None) == ("héllo", 2**62, -1.5, True, None)
+    assert ctx.call("echo") is None
+
+
+@pytest.mark.parametrize("bad", [object(), 2**64, {1, 2}, {(1, 2): 3}, {float("nan"): 1}])
+def test_call_rejects_what_is_not_plain_data(ctx: ScriptContext, bad: object) -> None:
+    ctx.execute("function echo(...) return ... end")
+    with pytest.raises(ScriptError):
+        ctx.call("echo", bad)
+
+
+def test_cyclic_and_deep_arguments_are_refused(ctx: ScriptContext) -> None:
+    ctx.execute("function echo(...) return ... end")
+    cyclic: list[object] = []
+    cyclic.append(cyclic)
+    deep: list[object] = []
+    for _ in range(200):
+        deep = [deep]
+    for value in (cyclic, deep):
+        with pytest.raises(ScriptError):
+            ctx.call("echo", value)
+
+
+def test_results_handle_cycles_depth_and_invalid_utf8(ctx: ScriptContext) -> None:
+    assert ctx.execute("local t = {} t.self = t return t") == {"self": "<cycle>"}
+    with pytest.raises(ScriptError):
+        ctx.execute("local t = {} for i = 1, 500 do t = {t} end return t")
+    assert ctx.execute("return '\\255\\254ok'") == "\ufffd\ufffdok"
+    assert ctx.execute("return {[{}] = 1}") == {"<table>": 1}
+    assert math.isnan(ctx.execute("return 0/0"))
+    assert ctx.execute("return {1, 2, nil, 4}") == {1: 1, 2: 2, 4: 4}
+
+
+def test_errors_carry_script_and_line(ctx: ScriptContext) -> None:
+    with pytest.raises(ScriptRuntimeError) as runtime:
+        ctx.execute("local x = 1\nlocal y = nil\nreturn y.z")
+    assert runtime.value.line == 3 and "test:3:" in str(runtime.value)
+    assert runtime.value.script == "test" and runtime.value.traceback
+    with pytest.raises(ScriptCompileError) as compile_error:
+        ctx.execute("x = = 1")
+    assert compile_error.value.line == 1
+    with pytest.raises(ScriptRuntimeError, match="no global function"):
+        ctx.call("missing")
+
+
+def test_print_goes_to_the_host(ctx: ScriptContext, capfd: pytest.CaptureFixture[str]) -> None:
+    ctx.execute("print('a', 1, nil, true) print(setmetatable({}, {__tostring = function() "
+                "return 'obj' end}))")
+    assert list(ctx.output) == ["a\t1\tnil\ttrue", "obj"]
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+def test_closed_context_refuses_calls(engine: ScriptEngine) -> None:
+    context = engine.create_context("closing")
+    context.close()
+    assert context.closed
+    with pytest.raises(ScriptError):
+        context.execute("return 1")
+
+
+def test_invalid_limits_are_refused() -> None:
+    for bad in ({"max_memory_mb": 0}, {"max_execution_time_ms": -1},
+                {"max_recursion_depth": 0}, {"max_memory_mb": float("inf")}):
+        with pytest.raises(ValueError):
+            ScriptResourceLimits(**bad)  # type: ignore[arg-type]
