@@ -228,7 +228,7 @@ class ScriptContext:
             raise self._error(result[1] if len(result) > 1 else None)
         values = result[1:]
         if values and values[0] == self._exported:
-            table = values[1]
+            table: Any = values[1]
             converted = [to_python(table[index]) for index in range(1, int(table[b"n"]) + 1)]
         else:
             converted = [to_python(value) for value in values]

@@ -79,9 +79,10 @@ def to_python(value: object) -> PlainData:
         return value.decode("utf-8", "replace")
     if lua54.lua_type(value) != "table":
         return f"<{lua54.lua_type(value)}>"
-    items = [(to_python(key), to_python(item)) for key, item in value.items()]
-    if items and all(isinstance(key, int) and not isinstance(key, bool) for key, _ in items):
-        items.sort(key=lambda pair: pair[0])
-        if items[0][0] == 1 and items[-1][0] == len(items):
-            return [item for _, item in items]
+    table: Any = value
+    items = [(to_python(key), to_python(item)) for key, item in table.items()]
+    if items and all(type(key) is int for key, _ in items):
+        by_index = sorted(items, key=lambda pair: int(pair[0]))  # type: ignore[arg-type]
+        if by_index[0][0] == 1 and by_index[-1][0] == len(items):
+            return [item for _, item in by_index]
     return {key if not isinstance(key, list | dict) else str(key): item for key, item in items}

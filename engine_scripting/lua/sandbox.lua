@@ -257,6 +257,7 @@ local function pattern_shape(p)
   if shape then return shape end
   local q, opt, i, m = 0, 0, 1, #p
   local plain = s_find(p, SPECIALS) == nil
+  local trailing = false   -- a last quantifier followed only by ')' never backtracks
   while i <= m do
     local c = s_byte(p, i)
     if c == 37 then                     -- %
@@ -264,6 +265,7 @@ local function pattern_shape(p)
       if d == 98 then q = q + 1; i = i + 4
       elseif d and d >= 49 and d <= 57 then q = q + 1; i = i + 2
       else i = i + 2 end
+      trailing = false
     elseif c == 91 then                 -- [set]
       i = i + 1
       if s_byte(p, i) == 94 then i = i + 1 end
@@ -272,10 +274,13 @@ local function pattern_shape(p)
         i = i + (s_byte(p, i) == 37 and 2 or 1)
       end
       i = i + 1
-    elseif c == 42 or c == 43 or c == 45 then q = q + 1; i = i + 1
-    elseif c == 63 then opt = opt + 1; i = i + 1
-    else i = i + 1 end
+      trailing = false
+    elseif c == 42 or c == 43 or c == 45 then q = q + 1; i = i + 1; trailing = true
+    elseif c == 63 then opt = opt + 1; i = i + 1; trailing = false
+    elseif c == 41 then i = i + 1
+    else i = i + 1; trailing = false end
   end
+  if trailing then q = q - 1 end
   shape = {plain = plain, q = q, opt = opt, anchored = s_byte(p, 1) == 94, m = m + 1}
   if shape_cache_size >= 512 then shape_cache, shape_cache_size = {}, 0 end
   shape_cache[p] = shape
@@ -359,15 +364,76 @@ local function sb_match(s, p, init)
 end
 
 local function sb_gmatch(s, p, init)
-  local slow = guarded(s, p, false)
-  if slow then too_complex(p, (#s + 1) ^ 2, 2) end
-  return s_gmatch(s, p, init)
+  if not guarded(s, p, false) then return s_gmatch(s, p, init) end
+  local anchored, len = "^" .. p, #s
+  local src, lastmatch = start_index(init, len), nil
+  return function()
+    while src <= len + 1 do
+      local r = t_pack(s_find(s, anchored, src))
+      local e = r[1] ~= nil and r[2] + 1
+      if e and e ~= lastmatch then
+        local start = src
+        src, lastmatch = e, e
+        if r.n > 2 then return t_unpack(r, 3, r.n) end
+        return s_sub(s, start, e - 1)
+      end
+      src = src + 1
+    end
+    return nil
+  end
 end
 
-local function sb_gsub(s, p, repl, n)
-  local slow = guarded(s, p, false)
-  if slow then too_complex(p, (#s + 1) ^ 2, 2) end
-  return s_gsub(s, p, repl, n)
+local function replacement(repl, kind, whole, r)
+  if kind == "string" or kind == "number" then
+    return (s_gsub(tostring(repl), "%%(.)", function(d)
+      if d == "%" then return "%" end
+      local index = tonumber(d)
+      if not index then error("invalid use of '%' in replacement string", 0) end
+      if index == 0 then return whole end
+      local capture = r.n > 2 and r[2 + index] or (index == 1 and whole or nil)
+      if capture == nil then error("invalid capture index %" .. index, 0) end
+      return tostring(capture)
+    end))
+  end
+  local value
+  if kind == "table" then value = repl[r.n > 2 and r[3] or whole]
+  elseif r.n > 2 then value = repl(t_unpack(r, 3, r.n))
+  else value = repl(whole) end
+  if value == nil or value == false then return whole end
+  if type(value) ~= "string" and type(value) ~= "number" then
+    error("invalid replacement value (a " .. type(value) .. ")", 0)
+  end
+  return value
+end
+
+local REPL_KINDS = {string = true, number = true, table = true, ["function"] = true}
+
+-- gsub over a long subject: one anchored C match per position, replacements built in Lua
+local function sb_gsub(s, p, repl, max_n)
+  if not guarded(s, p, false) then return s_gsub(s, p, repl, max_n) end
+  local kind = type(repl)
+  if not REPL_KINDS[kind] then
+    error("bad argument #3 to 'gsub' (string/function/table expected, got " .. kind .. ")", 2)
+  end
+  local anchored, len = "^" .. p, #s
+  local out, k, src, copied, lastmatch, count = {}, 0, 1, 1, nil, 0
+  while max_n == nil or count < max_n do
+    local r = t_pack(s_find(s, anchored, src))
+    local e = r[1] ~= nil and r[2] + 1
+    if e and e ~= lastmatch then
+      count = count + 1
+      out[k + 1] = s_sub(s, copied, src - 1)
+      out[k + 2] = replacement(repl, kind, s_sub(s, src, e - 1), r)
+      k = k + 2
+      src, copied, lastmatch = e, e, e
+    elseif src <= len then
+      src = src + 1
+    else
+      break
+    end
+  end
+  out[k + 1] = s_sub(s, copied)
+  return t_concat(out), count
 end
 
 ------------------------------------------------------------------------------------------------
