@@ -194,7 +194,7 @@ class ScriptContext:
             reason: object = None
             if stopped and watch is not None and self._native is not None:
                 self._native.disarm(watch.main_state)
-                reason, _ = self._after_stop()
+                reason = self._after_stop()
         finally:
             self._busy = False
         if hooks.violations:

@@ -16,9 +16,8 @@ local type, error, pcall, xpcall, select, next, rawget, rawset, rawequal, rawlen
 local tostring, tonumber, setmetatable, getmetatable, load, ipairs, pairs, assert =
   tostring, tonumber, setmetatable, getmetatable, load, ipairs, pairs, assert
 local d_getmetatable = debug.getmetatable
-local co_create, co_resume, co_running, co_status, co_close, co_yield, co_isyieldable =
-  coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.close,
-  coroutine.yield, coroutine.isyieldable
+local co_create, co_resume, co_running, co_status, co_close =
+  coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.close
 local s_byte, s_sub, s_find, s_match, s_gmatch, s_gsub, s_rep, s_format, s_len =
   string.byte, string.sub, string.find, string.match, string.gmatch, string.gsub, string.rep,
   string.format, string.len
@@ -659,10 +658,10 @@ local function after_stop()
     if type(thread) == "thread" then d_sethook(thread, hook, "", 0) end
   end
   d_sethook(main, hook, "", 0)
-  local reason, deep = killed, last_deep
+  local reason = killed
   killed, last_deep = false, false
   running[1] = main
-  return reason, deep
+  return reason
 end
 
 local function outcome()
