@@ -7,6 +7,7 @@ Every failure leaves here as a ScriptError subclass.
 from __future__ import annotations
 
 import re
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -99,6 +100,15 @@ class ScriptContext:
         self._native = native
         self._busy = False
         self._watch: CallWatch | None = None
+        self._restore_finalizers: Callable[[], object] | None = None
+        if native is not None and limits is not None:
+            switch = native.disable_finalizers(
+                int(control[b"main"], 16),
+                tuple(int(address, 16) for address in control[b"event_names"].split()),
+                int(control[b"gc_disabled"], 16),
+            )
+            # runs once: at close, or before the runtime is freed when the context is dropped
+            self._restore_finalizers = weakref.finalize(self, switch.restore)
         if limits is not None and watchdog is not None:
             self._watch = CallWatch(
                 main_state=int(control[b"main"], 16),
@@ -155,9 +165,11 @@ class ScriptContext:
         return self._values(self._run(self._call, function.encode("utf-8"), *converted))
 
     def close(self) -> None:
-        """Free the Lua state. Pending finalizers cannot run script code (``__gc`` is refused)."""
+        """Free the Lua state. No script finalizer runs: ``__gc`` has no effect in the sandbox."""
         if self._busy:
             raise ScriptError("cannot close a context while it runs", script=self.name)
+        if self._restore_finalizers is not None:
+            self._restore_finalizers()
         self._execute = self._call = None
         self._after_stop = self._outcome = None
         self._runtime = None

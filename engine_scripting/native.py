@@ -25,6 +25,11 @@ _LUA_VTHREAD_COLLECTABLE = 0x48
 _STATE_TOP_OFFSET = 16
 _STATE_STACK_OFFSET = 48
 _STACK_SLOT_SIZE = 16
+_STATE_GLOBAL_OFFSET = 24
+# global_State holds `TString *tmname[TM_N]`, in the order __index, __newindex, __gc, __mode, ...
+_GLOBAL_SCAN_BYTES = 4096
+_POINTER_SIZE = 8
+_TM_GC = 2
 
 
 class NativeLayoutError(RuntimeError):
@@ -33,6 +38,25 @@ class NativeLayoutError(RuntimeError):
 
 def _read_pointer(address: int) -> int:
     return ctypes.c_void_p.from_address(address).value or 0
+
+
+class FinalizerSwitch:
+    """Turns ``__gc`` metamethods off for one Lua state, and back on before it closes.
+
+    Lua looks finalizers up by the event name stored in the state's ``tmname[TM_GC]``. Pointing
+    that slot at a long string makes every lookup miss: objects given a metatable afterwards are
+    never marked for finalization, at no cost to ``setmetatable``. ``restore`` puts the original
+    name back, so the finalizers lupa registered for its own objects run when the state closes.
+    """
+
+    def __init__(self, slot: int, replacement: int) -> None:
+        self._slot = slot
+        self._original = _read_pointer(slot)
+        ctypes.c_void_p.from_address(slot).value = replacement
+
+    def restore(self) -> None:
+        """Make ``__gc`` effective again (for lupa's objects, as the state closes)."""
+        ctypes.c_void_p.from_address(self._slot).value = self._original
 
 
 class LuaNative:
@@ -80,6 +104,25 @@ class LuaNative:
                         "return 1 + f(n - 1) end return f(100)")
         idle = self.stack_slots(state)
         return bool(seen) and 0 <= idle < 64 and 200 <= seen[0] < 100_000
+
+    @staticmethod
+    def disable_finalizers(state: int, event_names: tuple[int, ...], replacement: int) -> (
+        FinalizerSwitch
+    ):
+        """Point ``tmname[TM_GC]`` of ``state``'s global state at ``replacement``.
+
+        ``event_names`` are the addresses of the strings "__index", "__newindex", "__gc" and
+        "__mode"; the slot is found where the four appear in that order.
+        """
+        global_state = _read_pointer(state + _STATE_GLOBAL_OFFSET)
+        if not global_state:
+            raise NativeLayoutError("lua_State has no global state where Lua 5.4 keeps it")
+        for offset in range(0, _GLOBAL_SCAN_BYTES, _POINTER_SIZE):
+            base = global_state + offset
+            if all(_read_pointer(base + _POINTER_SIZE * index) == name
+                   for index, name in enumerate(event_names)):
+                return FinalizerSwitch(base + _POINTER_SIZE * _TM_GC, replacement)
+        raise NativeLayoutError("metamethod names not found in Lua's global state")
 
     def arm(self, state: int, count: int) -> None:
         """Arm a count hook that fires every ``count`` instructions on ``state``."""

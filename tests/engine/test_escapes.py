@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import time
+
 import pytest
 
 from engine_scripting import (
@@ -11,6 +14,7 @@ from engine_scripting import (
     ScriptRuntimeError,
     SecurityViolation,
 )
+from tests.conftest import STOP_BOUND_S
 
 ABSENT = ["os", "io", "debug", "package", "require", "dofile", "loadfile", "python", "warn",
           "loadstring", "setfenv", "getfenv", "newproxy", "jit", "ffi"]
@@ -60,10 +64,30 @@ def test_load_is_text_only_and_bound_to_the_script_environment(ctx: ScriptContex
     assert ctx.execute("return load('return y', 'c', 't', {y = 5})()") == 5
 
 
-def test_gc_finalizer_is_refused_even_under_pcall(ctx: ScriptContext) -> None:
-    with pytest.raises(SecurityViolation) as caught:
-        ctx.execute("pcall(setmetatable, {}, {__gc = function() end}) return 1")
-    assert caught.value.reason == "finalizer"
+def test_gc_finalizers_never_run(engine: ScriptEngine) -> None:
+    context = engine.create_context("finalizers")
+    ran = context.execute("""
+        ran = false
+        setmetatable({}, {__gc = function() ran = true end})
+        local mt = {}
+        setmetatable({}, mt)
+        mt.__gc = function() ran = true end   -- set after setmetatable: never marked either
+        collectgarbage() collectgarbage()
+        return ran""")
+    assert ran is False
+    context.execute("keep = setmetatable({}, {__gc = function() while true do end end})")
+    started = time.perf_counter()
+    context.close()
+    assert time.perf_counter() - started < STOP_BOUND_S
+
+
+def test_dropping_a_context_with_a_looping_finalizer_is_bounded(engine: ScriptEngine) -> None:
+    context = engine.create_context("dropped")
+    context.execute("keep = setmetatable({}, {__gc = function() while true do end end})")
+    started = time.perf_counter()
+    del context
+    gc.collect()
+    assert time.perf_counter() - started < STOP_BOUND_S
 
 
 def test_collectgarbage_offers_only_harmless_options(ctx: ScriptContext) -> None:
