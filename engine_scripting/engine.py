@@ -32,6 +32,8 @@ class ScriptEngine:
         trusted: no sandbox and no limits. Only for engine-owned code and for baselines.
         output_maxlen: how many printed lines each context keeps.
         watchdog_poll_ms: how often running calls are checked against their limits.
+        pattern_steps_per_ms: how many steps of Lua's C pattern matcher one uninterruptible call
+            may take per ms of time budget; patterns that may need more run in smaller pieces.
 
     Raises NativeLayoutError when lupa's Lua cannot be interrupted the way the sandbox needs.
     """
@@ -43,10 +45,12 @@ class ScriptEngine:
         trusted: bool = False,
         output_maxlen: int = 1000,
         watchdog_poll_ms: float = 1.0,
+        pattern_steps_per_ms: int = PATTERN_STEPS_PER_MS,
     ) -> None:
         self.limits = limits if limits is not None else ScriptResourceLimits()
         self.trusted = trusted
         self._output_maxlen = output_maxlen
+        self._pattern_steps_per_ms = pattern_steps_per_ms
         self._native: LuaNative | None = None
         self._watchdog: Watchdog | None = None
         if not trusted:
@@ -77,7 +81,7 @@ class ScriptEngine:
             options["max_memory"] = effective.max_memory_bytes
             options["attribute_filter"] = hooks.deny_attribute
         runtime = lua54.LuaRuntime(**options)
-        steps = PATTERN_STEPS_PER_MS * (effective.max_execution_time_ms if effective else 1e6)
+        steps = self._pattern_steps_per_ms * (effective.max_execution_time_ms if effective else 1e6)
         depth = effective.max_recursion_depth if effective else 1_000_000
         try:
             loader = runtime.globals()[b"load"]

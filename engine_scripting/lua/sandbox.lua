@@ -240,40 +240,123 @@ local function sb_rep(s, n, sep)
 end
 
 local shape_cache, shape_cache_size = {}, 0
+local class_cache, class_cache_size = {}, 0
 local SPECIALS = "[%^%$%*%+%?%.%(%)%[%]%%%-]"
+local s_char = string.char
 
--- Upper bound of the backtracking a pattern can do: each quantifier (or %b, back-reference)
--- multiplies the work by the subject length, each '?' by two.
+-- The set of bytes a single-character class matches (cls: "a", "%d", "[%w_]", "."), as a table.
+local function class_members(cls)
+  local members = class_cache[cls]
+  if members then return members end
+  local probe = "^" .. (cls == "$" and "%$" or cls)
+  members = {}
+  for byte = 0, 255 do
+    if s_find(s_char(byte), probe) then members[byte] = true end
+  end
+  if class_cache_size >= 256 then class_cache, class_cache_size = {}, 0 end
+  class_cache[cls] = members
+  class_cache_size = class_cache_size + 1
+  return members
+end
+
+local function disjoint(a, b)
+  local in_a = class_members(a)
+  for byte in next, class_members(b) do
+    if in_a[byte] then return false end
+  end
+  return true
+end
+
+-- Split a pattern into items: {cls = class text or nil, quant = "*"|"+"|"-"|"?"|nil, kind}.
+local function pattern_items(p)
+  local items, i, m = {}, 1, #p
+  if s_byte(p, 1) == 94 then i = 2 end              -- leading ^ anchors
+  while i <= m do
+    local c = s_byte(p, i)
+    local item
+    if c == 40 or c == 41 then                      -- ( ) captures: consume nothing
+      item = {kind = "capture"}
+      i = i + 1
+    elseif c == 36 and i == m then                  -- $ at the end anchors
+      item = {kind = "end"}
+      i = i + 1
+    elseif c == 37 and s_byte(p, i + 1) == 98 then  -- %bxy
+      local first = s_sub(p, i + 2, i + 2)
+      if s_find(first, "^%W") then first = "%" .. first end
+      item = {kind = "balance", first = first}
+      i = i + 4
+    elseif c == 37 and s_byte(p, i + 1) == 102 then -- %f[set]: zero width
+      local j = i + 3
+      if s_byte(p, j) == 94 then j = j + 1 end
+      if s_byte(p, j) == 93 then j = j + 1 end
+      while j <= m and s_byte(p, j) ~= 93 do j = j + (s_byte(p, j) == 37 and 2 or 1) end
+      item = {kind = "frontier"}
+      i = j + 1
+    elseif c == 37 and (s_byte(p, i + 1) or 0) >= 48 and (s_byte(p, i + 1) or 0) <= 57 then
+      item = {kind = "backref"}
+      i = i + 2
+    else
+      local j = i
+      if c == 37 then j = i + 1
+      elseif c == 91 then                           -- [set]
+        j = i + 1
+        if s_byte(p, j) == 94 then j = j + 1 end
+        if s_byte(p, j) == 93 then j = j + 1 end
+        while j <= m and s_byte(p, j) ~= 93 do j = j + (s_byte(p, j) == 37 and 2 or 1) end
+      end
+      item = {kind = "single", cls = s_sub(p, i, j)}
+      i = j + 1
+      local q = s_byte(p, i)
+      if q == 42 or q == 43 or q == 45 or q == 63 then
+        item.quant = s_char(q)
+        i = i + 1
+      end
+    end
+    items[#items + 1] = item
+  end
+  return items
+end
+
+-- Does the rest of the pattern after items[k] fail at once wherever the class of items[k]
+-- matches? Then a quantifier on items[k] never backtracks into the rest: its cost adds.
+local function deterministic(items, k)
+  local cls = items[k].cls
+  for j = k + 1, #items do
+    local item = items[j]
+    if item.kind == "capture" then           -- transparent
+    elseif item.kind == "end" then return true
+    elseif item.kind == "balance" then return disjoint(cls, item.first)
+    elseif item.kind == "single" and (item.quant == nil or item.quant == "+") then
+      return disjoint(cls, item.cls)
+    else return false end
+  end
+  return true                                 -- nothing follows: the longest run just matches
+end
+
+-- Upper bound of the matcher's work from one start position: coeff * n^degree for a subject
+-- of length n. A quantifier multiplies the work of the rest by n+1 unless it is deterministic.
 local function pattern_shape(p)
   local shape = shape_cache[p]
   if shape then return shape end
-  local q, opt, i, m = 0, 0, 1, #p
-  local plain = s_find(p, SPECIALS) == nil
-  local trailing = false   -- a last quantifier followed only by ')' never backtracks
-  while i <= m do
-    local c = s_byte(p, i)
-    if c == 37 then                     -- %
-      local d = s_byte(p, i + 1)
-      if d == 98 then q = q + 1; i = i + 4
-      elseif d and d >= 49 and d <= 57 then q = q + 1; i = i + 2
-      else i = i + 2 end
-      trailing = false
-    elseif c == 91 then                 -- [set]
-      i = i + 1
-      if s_byte(p, i) == 94 then i = i + 1 end
-      if s_byte(p, i) == 93 then i = i + 1 end
-      while i <= m and s_byte(p, i) ~= 93 do
-        i = i + (s_byte(p, i) == 37 and 2 or 1)
-      end
-      i = i + 1
-      trailing = false
-    elseif c == 42 or c == 43 or c == 45 then q = q + 1; i = i + 1; trailing = true
-    elseif c == 63 then opt = opt + 1; i = i + 1; trailing = false
-    elseif c == 41 then i = i + 1
-    else i = i + 1; trailing = false end
+  local items = pattern_items(p)
+  local degree, coeff = 0, 1
+  for k = #items, 1, -1 do
+    local item = items[k]
+    local kind, quant = item.kind, item.quant
+    if kind == "balance" or kind == "backref"
+       or (kind == "single" and quant ~= nil and quant ~= "?" and deterministic(items, k)) then
+      if degree < 1 then degree = 1 end
+      coeff = coeff + 1
+    elseif kind == "single" and quant == "?" then
+      coeff = 2 * coeff + 1
+    elseif kind == "single" and quant ~= nil then
+      degree, coeff = degree + 1, 2 * coeff
+    else
+      coeff = coeff + 1
+    end
   end
-  if trailing then q = q - 1 end
-  shape = {plain = plain, q = q, opt = opt, anchored = s_byte(p, 1) == 94, m = m + 1}
+  shape = {plain = s_find(p, SPECIALS) == nil, degree = degree, coeff = coeff,
+           anchored = s_byte(p, 1) == 94, m = #p + 1}
   if shape_cache_size >= 512 then shape_cache, shape_cache_size = {}, 0 end
   shape_cache[p] = shape
   shape_cache_size = shape_cache_size + 1
@@ -281,7 +364,7 @@ local function pattern_shape(p)
 end
 
 local function per_start_cost(n, shape)
-  return (n ^ shape.q) * (2 ^ shape.opt) * shape.m
+  return shape.coeff * n ^ shape.degree
 end
 
 local function too_complex(p, total, level)
@@ -325,11 +408,10 @@ end
 
 local function guarded(s, p, plain)
   if type(s) ~= "string" or type(p) ~= "string" then return false end
-  local shape = pattern_shape(p)
   local n = #s + 1
-  if plain or shape.plain then
-    return n * shape.m > pattern_step_limit, "plain"
-  end
+  if plain then return n * (#p + 1) > pattern_step_limit, "plain" end
+  local shape = pattern_shape(p)
+  if shape.plain then return n * shape.m > pattern_step_limit, "plain" end
   local cost = per_start_cost(n, shape)
   local total = shape.anchored and cost or cost * n
   if total <= pattern_step_limit then return false end
