@@ -17,6 +17,7 @@ import structlog
 
 from engine_scripting.convert import PlainData, to_lua, to_python
 from engine_scripting.errors import (
+    PermissionDenied,
     ResourceLimitExceeded,
     ScriptCompileError,
     ScriptError,
@@ -45,7 +46,7 @@ class ContextHooks:
 
     def __init__(self, output_maxlen: int, on_print: Callable[[str], None] | None) -> None:
         self.output: deque[str] = deque(maxlen=output_maxlen)
-        self.violations: list[tuple[str, str]] = []
+        self.violations: list[tuple[str, str, int | None]] = []
         self._on_print = on_print
 
     def print_sink(self, line: bytes) -> None:
@@ -57,11 +58,15 @@ class ContextHooks:
             except Exception:  # a host callback must not unwind through Lua
                 _log.exception("script.print_callback_failed")
 
-    def report_violation(self, reason: bytes, message: bytes) -> None:
-        self.violations.append((_text(reason), _text(message)))
+    def report_violation(self, reason: bytes, message: bytes, entity: object = None) -> None:
+        self.violations.append(
+            (_text(reason), _text(message), entity if type(entity) is int else None)
+        )
 
     def deny_attribute(self, obj: object, name: object, is_setting: bool) -> object:
-        self.violations.append(("python_attribute", f"access to Python attribute {name!r}"))
+        self.violations.append(
+            ("python_attribute", f"access to Python attribute {name!r}", None)
+        )
         raise AttributeError("Python objects are not accessible from scripts")
 
 
@@ -95,6 +100,9 @@ class ScriptContext:
         self._exported: bytes = control[b"exported"]
         self._after_stop: Any = control[b"after_stop"]
         self._outcome: Any = control[b"outcome"]
+        self._install: Any = control[b"install"]
+        self._invoke: Any = control[b"invoke"]
+        self._stage: Any = control[b"stage"]
         self._chunk_name = b"=" + name.encode("utf-8", "replace")
         self._watchdog = watchdog
         self._native = native
@@ -143,14 +151,7 @@ class ScriptContext:
         SecurityViolation (binary chunks are refused).
         """
         self._check_open()
-        code = source.encode("utf-8") if isinstance(source, str) else source
-        if not isinstance(code, bytes):
-            raise ScriptError("source must be str or bytes", script=self.name)
-        if code.startswith(_BINARY_CHUNK):
-            raise SecurityViolation(
-                "binary chunks are not allowed in the sandbox", reason="binary_chunk",
-                script=self.name,
-            )
+        code = self._source_bytes(source)
         name = self._chunk_name if chunk_name is None else b"=" + chunk_name.encode()
         return self._values(self._run(self._execute, code, name), compiling=True)
 
@@ -164,6 +165,54 @@ class ScriptContext:
         converted = [to_lua(self._runtime, arg) for arg in args]
         return self._values(self._run(self._call, function.encode("utf-8"), *converted))
 
+    def stage(self, source: str | bytes, chunk_name: str | None = None) -> None:
+        """Run a new version of the script's code in a fresh global environment.
+
+        The new environment replaces the current one only when the chunk's top-level code
+        succeeds; on any error the old globals (and functions) stay in place. Lua values held
+        elsewhere in the state, such as tables kept by extensions, live on either way.
+        Raises the errors ``execute`` raises.
+        """
+        self._check_open()
+        code = self._source_bytes(source)
+        name = self._chunk_name if chunk_name is None else b"=" + chunk_name.encode()
+        self._values(self._run(self._stage, code, name), compiling=True)
+
+    def install(self, source: bytes, chunk_name: str, *args: object) -> Any:
+        """Run a trusted Lua chunk that extends this context (for engine_scripting's own APIs).
+
+        The chunk receives the sandbox's kit of original functions and ``args``; whatever it
+        returns comes back as raw lupa values. Never pass script-supplied code here.
+        """
+        self._check_open()
+        try:
+            return self._install(source, b"=" + chunk_name.encode(), *args)
+        except lua54.LuaMemoryError as error:
+            raise self._memory_error() from error
+        except lua54.LuaError as error:
+            raise ScriptError(
+                f"installing {chunk_name} failed: {error}", script=self.name
+            ) from error
+
+    def invoke(self, function: Any, *args: object) -> tuple[Any, ...]:
+        """Call a trusted function returned by ``install`` under this context's limits.
+
+        Returns its raw results. Raises the errors ``call`` raises.
+        """
+        self._check_open()
+        result = self._run(self._invoke, function, *args)
+        if result[0] is not True:
+            self._values(result)
+        return result[1:]
+
+    def lua_value(self, value: object) -> Any:
+        """Plain Python data as a fresh Lua value of this context (tables are copies).
+
+        Raises ScriptArgumentError for anything that is not plain data.
+        """
+        self._check_open()
+        return to_lua(self._runtime, value)
+
     def close(self) -> None:
         """Free the Lua state. No script finalizer runs: ``__gc`` has no effect in the sandbox."""
         if self._busy:
@@ -172,7 +221,19 @@ class ScriptContext:
             self._restore_finalizers()
         self._execute = self._call = None
         self._after_stop = self._outcome = None
+        self._install = self._invoke = self._stage = None
         self._runtime = None
+
+    def _source_bytes(self, source: str | bytes) -> bytes:
+        code = source.encode("utf-8") if isinstance(source, str) else source
+        if not isinstance(code, bytes):
+            raise ScriptError("source must be str or bytes", script=self.name)
+        if code.startswith(_BINARY_CHUNK):
+            raise SecurityViolation(
+                "binary chunks are not allowed in the sandbox", reason="binary_chunk",
+                script=self.name,
+            )
+        return code
 
     def _check_open(self) -> None:
         if self._runtime is None:
@@ -210,8 +271,9 @@ class ScriptContext:
         finally:
             self._busy = False
         if hooks.violations:
-            kind, message = hooks.violations[0]
-            raise SecurityViolation(message, reason=kind, script=self.name)
+            kind, message, entity = hooks.violations[0]
+            error_class = PermissionDenied if kind == "permission" else SecurityViolation
+            raise error_class(message, reason=kind, script=self.name, entity=entity)
         if reason is not None and reason is not False:
             limit = _text(reason)
             raise ResourceLimitExceeded(
@@ -234,7 +296,7 @@ class ScriptContext:
         if status is None:
             message = _text(result[1] if len(result) > 1 else "error")
             if compiling:
-                raise ScriptCompileError(message, script=self.name, line=_line(message))
+                raise ScriptCompileError(message, script=self.name, line=error_line(message))
             raise ScriptRuntimeError(message, script=self.name)
         if status is False:
             raise self._error(result[1] if len(result) > 1 else None)
@@ -268,10 +330,11 @@ class ScriptContext:
             )
         first_line, _, traceback = message.partition("\n")
         return ScriptRuntimeError(
-            first_line, script=self.name, line=_line(first_line), traceback=traceback or None
+            first_line, script=self.name, line=error_line(first_line), traceback=traceback or None
         )
 
 
-def _line(message: str) -> int | None:
+def error_line(message: str) -> int | None:
+    """The script line named at the start of a Lua error message, if any."""
     match = _LINE.match(message)
     return int(match.group(1)) if match else None

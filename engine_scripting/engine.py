@@ -76,6 +76,7 @@ class ScriptEngine:
         effective = None if self.trusted else (limits if limits is not None else self.limits)
         options: dict[str, object] = {
             "encoding": None, "register_eval": False, "register_builtins": False,
+            "unpack_returned_tuples": True,
         }
         if effective is not None:
             options["max_memory"] = effective.max_memory_bytes

@@ -23,7 +23,7 @@ local s_byte, s_sub, s_find, s_match, s_gmatch, s_gsub, s_rep, s_format, s_len =
   string.format, string.len
 local t_concat, t_insert, t_remove, t_move, t_sort, t_unpack, t_pack =
   table.concat, table.insert, table.remove, table.move, table.sort, table.unpack, table.pack
-local m_type, m_min = math.type, math.min
+local m_type, m_min, m_huge, utf8_len = math.type, math.min, math.huge, utf8.len
 local collectgarbage = collectgarbage
 local main = co_running()
 
@@ -89,8 +89,8 @@ end
 ------------------------------------------------------------------------------------------------
 -- Violations: recorded by the host out of band, so catching the error does not hide them.
 ------------------------------------------------------------------------------------------------
-local function violation(reason, message, level)
-  report_violation(reason, message)
+local function violation(reason, message, level, entity)
+  report_violation(reason, message, entity)
   error(message, level + 1)
 end
 
@@ -624,10 +624,13 @@ local function copy_library(lib, skip)
   return copy
 end
 
+local make_env
+local extensions = {}   -- globals added by host extensions (the ECS `world` API), in every env
+
 if trusted then
   -- engine-owned code and baselines: the whole standard library, print still goes to the host
-  env = _G
-  env.print = sb_print
+  _G.print = sb_print
+  make_env = function() return _G end
 else
   local sb_string = copy_library(string, {dump = true})
   sb_string.rep, sb_string.find, sb_string.match = sb_rep, sb_find, sb_match
@@ -639,21 +642,29 @@ else
 
   local sb_coroutine = copy_library(coroutine)
   sb_coroutine.resume, sb_coroutine.wrap, sb_coroutine.close = sb_resume, sb_wrap, sb_close
+  local sb_math, sb_utf8 = copy_library(math), copy_library(utf8)
 
-  env = {
-    assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-    pcall = sb_pcall, xpcall = sb_xpcall, rawequal = rawequal, rawget = rawget, rawlen = rawlen,
-    rawset = rawset, select = select, setmetatable = setmetatable,
-    getmetatable = getmetatable, tonumber = tonumber, tostring = tostring, type = type,
-    _VERSION = _VERSION, print = sb_print, load = sb_load, collectgarbage = sb_collectgarbage,
-    string = sb_string, table = sb_table, math = copy_library(math),
-    coroutine = sb_coroutine, utf8 = copy_library(utf8),
-  }
-  env._G = env
+  -- A fresh global table for script code. The library tables are shared by the environments
+  -- of one context (they belong to the same script).
+  make_env = function()
+    local fresh = {
+      assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
+      pcall = sb_pcall, xpcall = sb_xpcall, rawequal = rawequal, rawget = rawget,
+      rawlen = rawlen, rawset = rawset, select = select, setmetatable = setmetatable,
+      getmetatable = getmetatable, tonumber = tonumber, tostring = tostring, type = type,
+      _VERSION = _VERSION, print = sb_print, load = sb_load, collectgarbage = sb_collectgarbage,
+      string = sb_string, table = sb_table, math = sb_math, coroutine = sb_coroutine,
+      utf8 = sb_utf8,
+    }
+    fresh._G = fresh
+    for name, value in next, extensions do fresh[name] = value end
+    return fresh
+  end
 
   -- string methods ("x"):find(...) resolve through the sandboxed string table
   d_getmetatable("").__index = sb_string
 end
+env = make_env()
 
 -- Results leave the sandbox as plain data: fresh tables without metatables, no cycles, no
 -- functions, threads or userdata.
@@ -727,6 +738,28 @@ local function call(name, ...)
   return xpcall(run, handler, fn, ...)
 end
 
+-- Run a new version of the script's code in a fresh environment; only when its top-level code
+-- succeeds does it replace the current one (a failed reload keeps the old version running).
+local function adopt(fn, fresh)
+  fn()
+  env = fresh
+  return true
+end
+
+local function stage(source, chunkname)
+  begin_call()
+  local fresh = make_env()
+  local fn, err = load(source, chunkname, "t", fresh)
+  if not fn then return nil, err end
+  return xpcall(adopt, handler, fn, fresh)
+end
+
+-- Call a trusted function made by an extension, under the same protection as script calls.
+local function invoke(fn, ...)
+  begin_call()
+  return xpcall(fn, handler, ...)
+end
+
 -- After a stop: disarm every thread and report why the call was stopped.
 local function after_stop()
   for thread in next, hooktable do
@@ -755,8 +788,36 @@ end
 local GC_DISABLED = s_rep("\0", 48) .. "finalizers are disabled in the sandbox"
 d_getregistry()[GC_DISABLED] = true
 
+-- What extensions (trusted Lua chunks run at set-up, see `install`) may use: the original
+-- library functions, captured before any script could replace a field of its copies.
+local kit = {
+  violation = violation,
+  current_env = function() return env end,
+  add_global = function(name, value)
+    extensions[name] = value
+    env[name] = value
+  end,
+  running_deep = function(level) return d_getinfo(level + max_depth, "l") ~= nil end,
+  traceback = d_traceback,
+  killed = function() return killed end,
+  type = type, error = error, pcall = pcall, xpcall = xpcall, select = select, next = next,
+  rawget = rawget, rawset = rawset, rawequal = rawequal, rawlen = rawlen, tostring = tostring,
+  tonumber = tonumber, setmetatable = setmetatable, getmetatable = d_getmetatable,
+  s_byte = s_byte, s_sub = s_sub, s_find = s_find, s_format = s_format, s_len = s_len,
+  t_concat = t_concat, t_sort = t_sort, t_unpack = t_unpack, m_type = m_type,
+  huge = m_huge, utf8_len = utf8_len,
+}
+
+local function install(source, chunkname, ...)
+  local fn = assert(load(source, chunkname, "t", {}))
+  return fn(kit, ...)
+end
+
 return {
   env = env,
+  install = install,
+  invoke = invoke,
+  stage = stage,
   event_names = s_format("%p %p %p %p", "__index", "__newindex", "__gc", "__mode"),
   gc_disabled = s_format("%p", GC_DISABLED),
   execute = execute,

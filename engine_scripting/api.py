@@ -1,0 +1,60 @@
+"""The Lua-facing ECS API: installs world.lua into a script's context and names its entry points.
+
+world.lua defines the `world` global and `print` for script code and the trampolines the
+ScriptSystem calls each tick. The manager installs it before a script's own code runs, so
+file-level code can already refer to `world`; the system attaches the host side later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+from types import MappingProxyType
+from typing import Any
+
+from engine_scripting.context import ScriptContext
+from engine_scripting.permissions import Permissions
+
+# Caps on what scripts hand to the world API. Larger values get a Lua error.
+WORLD_CAPS = MappingProxyType({
+    "max_text": 4096,            # bytes in a str field or a payload string
+    "max_payload_items": 1024,   # table entries in one event payload, all levels together
+    "max_payload_depth": 8,      # nested tables in one event payload
+    "max_print": 1024,           # bytes in one console line
+    "max_lines": 20,             # console lines per script per tick
+})
+
+
+def world_source() -> bytes:
+    """The text of world.lua (read once by each ScriptManager)."""
+    return files("engine_scripting").joinpath("lua/world.lua").read_bytes()
+
+
+@dataclass(frozen=True, slots=True)
+class WorldApi:
+    """The trampolines world.lua returned for one context (raw Lua functions)."""
+
+    tick: Any
+    deliver: Any
+    reloaded: Any
+    attach: Any
+    last_entity: Any
+    instance_list: Any
+
+
+def install_world_api(
+    context: ScriptContext, source: bytes, permissions: Permissions, lines_per_tick: int,
+) -> WorldApi:
+    """Install world.lua into ``context`` with ``permissions``; return its trampolines."""
+    grants = context.lua_value({
+        "read": sorted(permissions.read), "write": sorted(permissions.write),
+        "emit": sorted(permissions.emit), "scope": permissions.scope,
+        "spawn": permissions.spawn, "destroy": permissions.destroy,
+    })
+    caps = context.lua_value({**WORLD_CAPS, "max_lines": lines_per_tick})
+    control: Any = context.install(source, "world", grants, caps)
+    return WorldApi(
+        tick=control[b"tick"], deliver=control[b"deliver"], reloaded=control[b"reloaded"],
+        attach=control[b"attach"], last_entity=control[b"last_entity"],
+        instance_list=control[b"instance_list"],
+    )

@@ -1,0 +1,164 @@
+"""WorldBindings: the Python functions behind one script's ``world`` API in one ScriptSystem.
+
+world.lua has already checked argument types, names, value kinds, caps, permissions and scope
+before any of these run. They read and write the current esper world directly (no copies
+outlive a call), re-check value types as a second line of defence, and never raise into Lua:
+an unexpected exception is logged, recorded, and reported to Lua as status -2.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import esper
+import structlog
+
+from engine_scripting.components import Script, ScriptEvent
+from engine_scripting.convert import to_python
+from engine_scripting.schema import ComponentSchema, FieldKind
+
+if TYPE_CHECKING:
+    from engine_scripting.system import ScriptSystem
+
+_log = structlog.get_logger(__name__)
+
+DONE, MISSING, UNKNOWN_ENTITY, HOST_FAILURE = 1, 0, -1, -2
+
+
+def _checked(kind: FieldKind, value: object) -> object:
+    if kind == "float":
+        if type(value) is not float or not math.isfinite(value):
+            raise TypeError(f"expected a finite float, got {value!r}")
+        return value
+    if kind == "int":
+        if type(value) is not int:
+            raise TypeError(f"expected an int, got {value!r}")
+        return value
+    if kind == "bool":
+        if type(value) is not bool:
+            raise TypeError(f"expected a bool, got {value!r}")
+        return value
+    if not isinstance(value, bytes):
+        raise TypeError(f"expected text, got {value!r}")
+    return value.decode("utf-8")
+
+
+class WorldBindings:
+    """The host functions world.lua calls for one script (its name fixes who is asking)."""
+
+    def __init__(self, system: ScriptSystem, script: str,
+                 schemas: tuple[ComponentSchema, ...]) -> None:
+        self._system = system
+        self._script = script
+        self._schemas = schemas
+        self.spawned_this_tick = 0
+
+    def functions(self) -> tuple[Callable[..., Any], ...]:
+        """get, set, has, spawn, destroy, emit and print, in world.lua's ``attach`` order."""
+        return (self.get, self.set, self.has, self.spawn, self.destroy, self.emit, self.print)
+
+    def get(self, entity: int, index: int) -> object:
+        try:
+            schema = self._schemas[index - 1]
+            component = esper.try_component(entity, schema.component_type)
+            if component is None:
+                return MISSING if self._system.is_script_entity(entity) else UNKNOWN_ENTITY
+            return (DONE, *schema.values(component))
+        except Exception as error:  # must not unwind through Lua
+            return self._failed("get", entity, error)
+
+    def set(self, entity: int, index: int, *values: object) -> int:
+        try:
+            schema = self._schemas[index - 1]
+            component = esper.try_component(entity, schema.component_type)
+            if component is None:
+                return MISSING if self._system.is_script_entity(entity) else UNKNOWN_ENTITY
+            changes = [(field, _checked(kind, value))
+                       for field, kind, value in zip(schema.fields, schema.kinds, values,
+                                                     strict=False)
+                       if value is not None]
+            for field, value in changes:
+                setattr(component, field, value)
+            return DONE
+        except Exception as error:
+            return self._failed("set", entity, error)
+
+    def has(self, entity: int, index: int) -> int:
+        try:
+            if not self._system.is_script_entity(entity):
+                return UNKNOWN_ENTITY
+            schema = self._schemas[index - 1]
+            return DONE if esper.has_component(entity, schema.component_type) else MISSING
+        except Exception as error:
+            return self._failed("has", entity, error)
+
+    def spawn(self, source: int | None, parts: Any, script: bytes | None) -> object:
+        try:
+            system = self._system
+            if self.spawned_this_tick >= system.max_spawns_per_tick:
+                limit = system.max_spawns_per_tick
+                return None, f"spawn limit of {limit} per tick reached".encode()
+            name = None if script is None else script.decode("utf-8", "replace")
+            if name is not None:
+                problem = system.spawn_check(self._script, name)
+                if problem is not None:
+                    return None, problem.encode()
+            components: list[object] = []
+            for schema in self._schemas:
+                values = parts[schema.index]
+                if values is None:
+                    continue
+                kwargs = {}
+                for position, (field, kind) in enumerate(zip(schema.fields, schema.kinds,
+                                                              strict=True), start=1):
+                    value = values[position]
+                    if value is not None:
+                        kwargs[field] = _checked(kind, value)
+                try:
+                    components.append(schema.component_type(**kwargs))
+                except Exception as error:
+                    problem = f"could not create {schema.name}: {error}"
+                    return None, problem.encode("utf-8", "replace")
+            if name is not None:
+                components.append(Script(name))
+            self.spawned_this_tick += 1
+            return esper.create_entity(*components)
+        except Exception as error:
+            self._failed("spawn", source, error)
+            return None, b"failed in the host (the failure is logged)"
+
+    def destroy(self, entity: int) -> int:
+        try:
+            if not self._system.is_script_entity(entity):
+                return UNKNOWN_ENTITY
+            esper.delete_entity(entity)
+            return DONE
+        except Exception as error:
+            return self._failed("destroy", entity, error)
+
+    def emit(self, source: int | None, name: bytes, payload: Any, target: int | None) -> int:
+        try:
+            if target is not None and not self._system.is_script_entity(target):
+                return UNKNOWN_ENTITY
+            event = ScriptEvent(name=name.decode("utf-8", "replace"), payload=to_python(payload),
+                                source_entity=source, source_script=self._script, target=target)
+            return DONE if self._system.queue_event(event) else MISSING
+        except Exception as error:
+            return self._failed("emit", source, error)
+
+    def print(self, entity: int | None, line: bytes, dropped: bool) -> None:
+        try:
+            text = line.decode("utf-8", "replace")
+            self._system.console_write(self._script, entity, text,
+                                       "warning" if dropped else "info")
+        except Exception as error:
+            self._failed("print", entity, error)
+
+    def _failed(self, operation: str, entity: int | None, error: Exception) -> int:
+        _log.error("script.host_failure", script=self._script, entity=entity,
+                   operation=operation, error_class=type(error).__name__, message=str(error),
+                   exc_info=error)
+        self._system.host_failed(self._script, entity, operation, error)
+        return HOST_FAILURE

@@ -1,0 +1,294 @@
+"""ScriptManager: the one store of scripts and their lifecycle (load, reload, unload, enable).
+
+Each loaded script owns one sandboxed context (its Lua state), shared by all its instances.
+The manager keeps each script's status and statistics; the ScriptSystem reports outcomes to it
+and the manager decides when a script is disabled.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from engine_scripting.api import WorldApi, install_world_api, world_source
+from engine_scripting.context import ScriptContext
+from engine_scripting.engine import ScriptEngine
+from engine_scripting.errors import ScriptError, SecurityViolation
+from engine_scripting.limits import ScriptResourceLimits
+from engine_scripting.permissions import Permissions
+
+_log = structlog.get_logger(__name__)
+
+MAX_SOURCE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptStatus:
+    """A snapshot of one script's state and statistics.
+
+    Attributes:
+        name: the script's name.
+        enabled: whether its instances run.
+        error_count: errors recorded since load (runtime errors, limit breaches, violations).
+        consecutive_failures: ticks in a row in which the script failed.
+        last_error: the most recent error, or None.
+        disabled_reason: why it was disabled, or None while enabled.
+        path: the file it was loaded from, or None.
+        version: 1 at load, plus one per successful reload.
+        calls: calls into the script's context by the system (one per tick and batch).
+        total_time_s: wall time of those calls.
+        max_time_s: the longest of them.
+        memory_used: bytes its Lua state uses now.
+    """
+
+    name: str
+    enabled: bool
+    error_count: int
+    consecutive_failures: int
+    last_error: ScriptError | None
+    disabled_reason: str | None
+    path: str | None
+    version: int
+    calls: int
+    total_time_s: float
+    max_time_s: float
+    memory_used: int
+
+
+class ManagedScript:
+    """The manager's record of one loaded script. Mutated only by the ScriptManager."""
+
+    __slots__ = (
+        "api", "calls", "consecutive_failures", "context", "disabled_reason", "enabled",
+        "error_count", "last_error", "max_time_s", "modified_ns", "name", "path",
+        "permissions", "reload_pending", "total_time_s", "version",
+    )
+
+    def __init__(self, name: str, context: ScriptContext, api: WorldApi,
+                 permissions: Permissions, path: Path | None, modified_ns: int | None) -> None:
+        self.name = name
+        self.context = context
+        self.api = api
+        self.permissions = permissions
+        self.path = path
+        self.modified_ns = modified_ns
+        self.enabled = True
+        self.error_count = 0
+        self.consecutive_failures = 0
+        self.last_error: ScriptError | None = None
+        self.disabled_reason: str | None = None
+        self.version = 1
+        self.reload_pending = False
+        self.calls = 0
+        self.total_time_s = 0.0
+        self.max_time_s = 0.0
+
+
+class ScriptManager:
+    """Loads, reloads, unloads, enables and disables scripts; the only place scripts live.
+
+    Args:
+        engine: the ScriptEngine whose sandboxes run the scripts.
+        max_consecutive_failures: a script that fails this many ticks in a row is disabled.
+        console_lines_per_tick: console lines each script may print per tick.
+    """
+
+    def __init__(self, engine: ScriptEngine, *, max_consecutive_failures: int = 10,
+                 console_lines_per_tick: int = 20) -> None:
+        if engine.trusted:
+            raise ScriptError("ScriptManager needs a sandboxed engine, not a trusted one")
+        if max_consecutive_failures < 1:
+            raise ValueError("max_consecutive_failures must be at least 1")
+        self.engine = engine
+        self.max_consecutive_failures = max_consecutive_failures
+        self._lines_per_tick = console_lines_per_tick
+        self._world_source = world_source()
+        self._scripts: dict[str, ManagedScript] = {}
+        self.system: object | None = None  # the ScriptSystem this manager serves, once there is one
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def load(self, name: str, source: str | bytes | None = None, *, path: str | Path | None = None,
+             permissions: Permissions | None = None,
+             limits: ScriptResourceLimits | None = None) -> None:
+        """Compile and run a script's top-level code in a new sandbox, and store it.
+
+        Give either ``source`` or ``path``. Raises ScriptError when the name is taken or the
+        file cannot be read, and the compile/runtime/limit errors of the top-level code; on
+        any error nothing is stored.
+        """
+        if not isinstance(name, str) or not name:
+            raise ScriptError("a script needs a non-empty name")
+        if name in self._scripts:
+            raise ScriptError(f"script {name!r} is already loaded; use reload", script=name)
+        grants = permissions if permissions is not None else Permissions()
+        if not isinstance(grants, Permissions):
+            raise ScriptError("permissions must be a Permissions instance", script=name)
+        code, file_path, modified_ns = self._read(name, source, path)
+        context = self.engine.create_context(name, limits)
+        try:
+            api = install_world_api(context, self._world_source, grants, self._lines_per_tick)
+            context.execute(code)
+        except BaseException:
+            context.close()
+            raise
+        self._scripts[name] = ManagedScript(name, context, api, grants, file_path, modified_ns)
+        _log.info("script.loaded", script=name, path=str(file_path) if file_path else None)
+
+    def reload(self, name: str, source: str | bytes | None = None) -> None:
+        """Replace a script's code, keeping its Lua state and every instance's ``self``.
+
+        Without ``source`` the script's file is read again. The new code runs in a fresh global
+        environment that replaces the old one only if its top-level code succeeds; on failure
+        the old version keeps running, the error is recorded and raised.
+        """
+        record = self._get(name)
+        try:
+            code, _, modified_ns = self._read(name, source, None if source else record.path)
+            record.context.stage(code)
+        except ScriptError as error:
+            self._record_error(record, error)
+            _log.warning("script.reload_failed", script=name, error_class=type(error).__name__,
+                         message=str(error))
+            raise
+        if source is None and modified_ns is not None:
+            record.modified_ns = modified_ns
+        record.version += 1
+        record.reload_pending = True
+        _log.info("script.reloaded", script=name, version=record.version)
+
+    def unload(self, name: str) -> None:
+        """Remove a script and free its Lua state. Entities still linked to it stop running."""
+        record = self._scripts.pop(name, None)
+        if record is None:
+            raise ScriptError(f"no script named {name!r}", script=name)
+        record.context.close()
+        _log.info("script.unloaded", script=name)
+
+    def enable(self, name: str) -> None:
+        """Let a script's instances run again; clears its consecutive-failure count."""
+        record = self._get(name)
+        record.enabled = True
+        record.disabled_reason = None
+        record.consecutive_failures = 0
+
+    def disable(self, name: str, reason: str = "disabled by the host") -> None:
+        """Stop a script's instances from running (they keep their state)."""
+        record = self._get(name)
+        record.enabled = False
+        record.disabled_reason = reason
+        _log.info("script.disabled", script=name, reason=reason)
+
+    # -- queries ------------------------------------------------------------------------------
+    def status(self, name: str) -> ScriptStatus:
+        """A snapshot of the script's state and statistics."""
+        record = self._get(name)
+        return ScriptStatus(
+            name=record.name, enabled=record.enabled, error_count=record.error_count,
+            consecutive_failures=record.consecutive_failures, last_error=record.last_error,
+            disabled_reason=record.disabled_reason,
+            path=str(record.path) if record.path else None, version=record.version,
+            calls=record.calls, total_time_s=record.total_time_s, max_time_s=record.max_time_s,
+            memory_used=record.context.memory_used,
+        )
+
+    def names(self) -> tuple[str, ...]:
+        """Loaded script names, in load order."""
+        return tuple(self._scripts)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._scripts
+
+    def permissions(self, name: str) -> Permissions:
+        """The grants the script was loaded with."""
+        return self._get(name).permissions
+
+    def changed_files(self) -> tuple[str, ...]:
+        """Scripts loaded from files whose modification time changed since they were read."""
+        changed = []
+        for record in self._scripts.values():
+            if record.path is None:
+                continue
+            try:
+                modified_ns = os.stat(record.path).st_mtime_ns
+            except OSError:
+                continue
+            if modified_ns != record.modified_ns:
+                changed.append(record.name)
+        return tuple(changed)
+
+    # -- for the ScriptSystem -----------------------------------------------------------------
+    def running(self, name: str) -> ManagedScript | None:
+        """The record of a loaded script, or None. For the ScriptSystem only."""
+        return self._scripts.get(name)
+
+    def record_call(self, record: ManagedScript, elapsed_s: float) -> None:
+        """Count one call into the script's context and its wall time."""
+        record.calls += 1
+        record.total_time_s += elapsed_s
+        if elapsed_s > record.max_time_s:
+            record.max_time_s = elapsed_s
+
+    def record_tick(self, record: ManagedScript, errors: list[ScriptError]) -> None:
+        """Record one tick's outcome: its errors, or a clean tick.
+
+        A security violation disables the script at once; ``max_consecutive_failures`` failing
+        ticks in a row disable it too.
+        """
+        if not errors:
+            record.consecutive_failures = 0
+            return
+        for error in errors:
+            self._record_error(record, error)
+        violation = next((e for e in errors if isinstance(e, SecurityViolation)), None)
+        if violation is not None:
+            self._disable_for(record, f"security violation: {violation}")
+            return
+        record.consecutive_failures += 1
+        if record.consecutive_failures >= self.max_consecutive_failures:
+            self._disable_for(
+                record, f"failed {record.consecutive_failures} ticks in a row: {errors[-1]}"
+            )
+
+    # -- internals ----------------------------------------------------------------------------
+    def _get(self, name: str) -> ManagedScript:
+        record = self._scripts.get(name)
+        if record is None:
+            raise ScriptError(f"no script named {name!r}", script=name)
+        return record
+
+    def _record_error(self, record: ManagedScript, error: ScriptError) -> None:
+        record.error_count += 1
+        record.last_error = error.with_context(script=record.name)
+
+    def _disable_for(self, record: ManagedScript, reason: str) -> None:
+        if record.enabled:
+            record.enabled = False
+            record.disabled_reason = reason
+            _log.warning("script.disabled", script=record.name, reason=reason)
+
+    @staticmethod
+    def _read(name: str, source: str | bytes | None,
+              path: str | Path | None) -> tuple[bytes, Path | None, int | None]:
+        if (source is None) == (path is None):
+            raise ScriptError("give either source or path", script=name)
+        if source is not None:
+            code = source.encode("utf-8") if isinstance(source, str) else source
+            if not isinstance(code, bytes):
+                raise ScriptError("source must be str or bytes", script=name)
+            if len(code) > MAX_SOURCE_BYTES:
+                raise ScriptError(f"source is larger than {MAX_SOURCE_BYTES} bytes", script=name)
+            return code, None, None
+        file_path = Path(path)  # type: ignore[arg-type]
+        try:
+            modified_ns = os.stat(file_path).st_mtime_ns
+            with open(file_path, "rb") as handle:
+                code = handle.read(MAX_SOURCE_BYTES + 1)
+        except OSError as error:
+            raise ScriptError(f"cannot read {file_path}: {error}", script=name) from error
+        if len(code) > MAX_SOURCE_BYTES:
+            raise ScriptError(f"{file_path} is larger than {MAX_SOURCE_BYTES} bytes", script=name)
+        return code, file_path, modified_ns
+

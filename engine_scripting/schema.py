@@ -1,0 +1,85 @@
+"""Component schemas: which component types and fields scripts can see, and their value kinds.
+
+Built once per ScriptSystem from the dataclass component types it is given. Fields whose
+annotation is float, int, bool or str are visible to Lua; other fields are not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, Literal
+
+FieldKind = Literal["float", "int", "bool", "str"]
+_KINDS: dict[object, FieldKind] = {float: "float", int: "int", bool: "bool", str: "str"}
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentSchema:
+    """The script-visible shape of one component type.
+
+    Attributes:
+        name: the class name scripts use ("Position").
+        component_type: the dataclass itself.
+        index: position in the system's component list (what crosses into Lua).
+        fields: visible field names, in declaration order.
+        kinds: the value kind of each field.
+        required: fields without a default (``world.spawn`` must give them).
+    """
+
+    name: str
+    component_type: type
+    index: int
+    fields: tuple[str, ...]
+    kinds: tuple[FieldKind, ...]
+    required: frozenset[str]
+    read_fields: Any  # operator.attrgetter over ``fields``
+    has_text: bool
+
+    def values(self, component: object) -> tuple[object, ...]:
+        """The visible field values of ``component``, with str fields as UTF-8 bytes."""
+        values = self.read_fields(component)
+        if len(self.fields) == 1:
+            values = (values,)
+        if self.has_text:
+            values = tuple(v.encode("utf-8", "surrogatepass") if isinstance(v, str) else v
+                           for v in values)
+        return values  # type: ignore[no-any-return]
+
+
+def build_schemas(component_types: typing.Sequence[type]) -> tuple[ComponentSchema, ...]:
+    """Schemas for ``component_types``, indexed from 1 as Lua sees them.
+
+    Raises TypeError for non-dataclass types and ValueError for two types with the same name.
+    """
+    schemas: list[ComponentSchema] = []
+    seen: set[str] = set()
+    for index, component_type in enumerate(component_types, start=1):
+        if not (isinstance(component_type, type) and dataclasses.is_dataclass(component_type)):
+            raise TypeError(f"components must be dataclass types, not {component_type!r}")
+        name = component_type.__name__
+        if name in seen:
+            raise ValueError(f"two component types are named {name!r}")
+        seen.add(name)
+        hints = typing.get_type_hints(component_type)
+        names: list[str] = []
+        kinds: list[FieldKind] = []
+        required: set[str] = set()
+        for item in dataclasses.fields(component_type):
+            kind = _KINDS.get(hints.get(item.name))
+            if kind is None or not item.init:
+                continue
+            names.append(item.name)
+            kinds.append(kind)
+            if (item.default is dataclasses.MISSING
+                    and item.default_factory is dataclasses.MISSING):
+                required.add(item.name)
+        schemas.append(ComponentSchema(
+            name=name, component_type=component_type, index=index, fields=tuple(names),
+            kinds=tuple(kinds), required=frozenset(required),
+            read_fields=attrgetter(*names) if names else (lambda _component: ()),
+            has_text="str" in kinds,
+        ))
+    return tuple(schemas)

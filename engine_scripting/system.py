@@ -1,0 +1,300 @@
+"""ScriptSystem: the esper Processor that runs script instances each tick.
+
+Uses the ScriptManager's records (scripts live only there), world.lua's trampolines (one call
+per script per tick runs all its instances) and WorldBindings (the host side of `world`).
+
+One tick, in order:
+1. the resource entity (Console and EventQueue) is found or created in the current world;
+2. entities with a Script component are grouped by script name;
+3. for each enabled script, in load order: ``on_reload`` if a reload was adopted, delivery of
+   the events queued during the previous tick (``on_event``), then ``on_destroy`` for ended
+   instances, ``on_start`` for new ones and ``on_update`` for all;
+4. each script's outcome is recorded in the manager, logged, and errors go to the console.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import esper
+import structlog
+
+from engine_scripting.components import (
+    Console,
+    ConsoleLevel,
+    ConsoleMessage,
+    EventQueue,
+    Script,
+    ScriptEvent,
+)
+from engine_scripting.context import error_line
+from engine_scripting.errors import ResourceLimitExceeded, ScriptError, ScriptRuntimeError
+from engine_scripting.host import WorldBindings
+from engine_scripting.manager import ManagedScript, ScriptManager
+from engine_scripting.permissions import Permissions
+from engine_scripting.schema import ComponentSchema, build_schemas
+
+_log = structlog.get_logger(__name__)
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _within(granted: Permissions, asked: Permissions) -> bool:
+    return (asked.read <= granted.read and asked.write <= granted.write
+            and asked.emit <= granted.emit and (granted.scope == "any" or asked.scope == "self")
+            and (granted.spawn or not asked.spawn) and (granted.destroy or not asked.destroy))
+
+
+class ScriptSystem(esper.Processor):
+    """Runs the scripts of a ScriptManager on the entities that carry a ``Script`` component.
+
+    Args:
+        manager: the store of scripts. One manager serves one system.
+        components: dataclass component types scripts may see, by class name.
+        console_maxlen: how many messages the world's Console keeps.
+        event_queue_maxlen: how many events may wait for delivery; emit fails beyond it.
+        max_spawns_per_tick: entities one script may spawn per tick.
+        max_logged_errors: errors logged per script per tick; the rest are counted in one event
+            (all of them are recorded in the manager's status).
+    """
+
+    def __init__(
+        self,
+        manager: ScriptManager,
+        components: Iterable[type] = (),
+        *,
+        console_maxlen: int = 1000,
+        event_queue_maxlen: int = 1024,
+        max_spawns_per_tick: int = 64,
+        max_logged_errors: int = 5,
+    ) -> None:
+        if getattr(manager, "system", None) is not None:
+            raise ScriptError("this ScriptManager already serves a ScriptSystem")
+        manager.system = self
+        self.manager = manager
+        self.schemas: tuple[ComponentSchema, ...] = build_schemas(tuple(components))
+        self.max_spawns_per_tick = max_spawns_per_tick
+        self.max_logged_errors = max_logged_errors
+        self._console_maxlen = console_maxlen
+        self._queue_maxlen = event_queue_maxlen
+        self._schema_spec = {
+            schema.name: {"index": schema.index, "fields": list(schema.fields),
+                          "kinds": list(schema.kinds), "required": sorted(schema.required)}
+            for schema in self.schemas
+        }
+        self.tick = 0
+        self._resource_entity: int | None = None
+        self._console: Console | None = None
+        self._queue: EventQueue | None = None
+        self._bindings: dict[str, WorldBindings] = {}
+        self._attached: dict[str, ManagedScript] = {}
+        self._instances: dict[str, set[int]] = {}
+        self._host_errors: dict[str, list[ScriptError]] = {}
+        self._unknown_reported: set[str] = set()
+
+    # -- the tick -----------------------------------------------------------------------------
+    def process(self, dt: float = 0.0) -> None:
+        """Run one tick of every enabled script (see the module docstring for the order)."""
+        if isinstance(dt, bool) or not isinstance(dt, int | float) or not math.isfinite(dt):
+            raise ValueError(f"dt must be a finite number, not {dt!r}")
+        self.tick += 1
+        self._find_resources()
+        links: dict[str, list[int]] = {}
+        for entity, link in esper.get_component(Script):
+            links.setdefault(link.name, []).append(entity)
+        deliveries = self._route(self._queue.take() if self._queue else [], links)
+        for name in self.manager.names():
+            record = self.manager.running(name)
+            if record is not None:
+                self._run_script(record, links.get(name, ()), deliveries.get(name), float(dt))
+        self._forget_unloaded()
+        for name in links:
+            if name not in self.manager and name not in self._unknown_reported:
+                self._unknown_reported.add(name)
+                _log.warning("script.unknown", script=name, entities=len(links[name]))
+
+    def _run_script(self, record: ManagedScript, entities: Iterable[int],
+                    deliveries: list[list[object]] | None, dt: float) -> None:
+        if not record.enabled:
+            return
+        name, api = record.name, record.api
+        if self._attached.get(name) is not record:
+            self._attach(record)
+        self._bindings[name].spawned_this_tick = 0
+        known = self._instances[name]
+        wanted = set(entities)
+        added, removed = sorted(wanted - known), sorted(known - wanted)
+        errors: list[ScriptError] = []
+        complete = True
+        if record.reload_pending:
+            record.reload_pending = False
+            complete &= self._call(record, api.reloaded, errors, self.tick)
+        if deliveries:
+            complete &= self._call(record, api.deliver, errors, self.tick,
+                                   record.context.lua_value(deliveries))
+        context = record.context
+        complete &= self._call(
+            record, api.tick, errors, dt, self.tick,
+            context.lua_value(added) if added else None,
+            context.lua_value(removed) if removed else None,
+        )
+        if complete:
+            known.update(added)
+            known.difference_update(removed)
+        elif not context.closed:
+            listed: Any = api.instance_list()
+            self._instances[name] = {int(listed[i]) for i in range(1, len(listed) + 1)}
+        errors.extend(self._host_errors.pop(name, ()))
+        self._report(record, errors)
+        self.manager.record_tick(record, errors)
+
+    def _call(self, record: ManagedScript, function: Any, errors: list[ScriptError],
+              *args: object) -> bool:
+        """One batch call into the script's context; False when it stopped part-way."""
+        started = time.perf_counter()
+        try:
+            result = record.context.invoke(function, *args)
+        except ScriptError as error:
+            entity = record.api.last_entity() if not record.context.closed else None
+            errors.append(error.with_context(script=record.name, entity=entity))
+            return False
+        finally:
+            self.manager.record_call(record, time.perf_counter() - started)
+        failures = result[0] if result else None
+        if failures is not None:
+            errors.extend(self._instance_errors(record.name, failures))
+        return True
+
+    @staticmethod
+    def _instance_errors(name: str, failures: Any) -> list[ScriptError]:
+        found: list[ScriptError] = []
+        for index in range(1, len(failures) + 1):
+            item = failures[index]
+            kind = item[b"kind"]
+            entity = item[b"entity"]
+            callback = _text(item[b"callback"])
+            message = _text(item[b"message"])
+            first_line, _, traceback = message.partition("\n")
+            if kind in (b"memory", b"recursion"):
+                limit = _text(kind)
+                found.append(ResourceLimitExceeded(
+                    f"{name}: {limit} limit exceeded in {callback} ({first_line})",
+                    limit_type=limit,  # type: ignore[arg-type]
+                    script=name, entity=entity, callback=callback,
+                    traceback=traceback or None,
+                ))
+            else:
+                found.append(ScriptRuntimeError(
+                    first_line, script=name, line=error_line(first_line),
+                    traceback=traceback or None, entity=entity, callback=callback,
+                ))
+        return found
+
+    def _report(self, record: ManagedScript, errors: list[ScriptError]) -> None:
+        for index, error in enumerate(errors):
+            if index < self.max_logged_errors:
+                _log.error("script.error", script=record.name, entity=error.entity,
+                           callback=error.callback, error_class=type(error).__name__,
+                           message=str(error), line=error.line, traceback=error.traceback)
+            if index < self._console_maxlen:
+                self.console_write(record.name, error.entity,
+                                   f"{type(error).__name__}: {str(error).partition(chr(10))[0]}",
+                                   "error")
+        if len(errors) > self.max_logged_errors:
+            _log.error("script.errors_not_logged", script=record.name,
+                       count=len(errors) - self.max_logged_errors, tick=self.tick)
+
+    def _attach(self, record: ManagedScript) -> None:
+        bindings = WorldBindings(self, record.name, self.schemas)
+        record.api.attach(record.context.lua_value(self._schema_spec), *bindings.functions())
+        self._bindings[record.name] = bindings
+        self._attached[record.name] = record
+        self._instances[record.name] = set()
+
+    def _forget_unloaded(self) -> None:
+        for name in [name for name, record in self._attached.items()
+                     if self.manager.running(name) is not record]:
+            del self._attached[name]
+            self._bindings.pop(name, None)
+            self._instances.pop(name, None)
+            self._host_errors.pop(name, None)
+
+    def _route(self, events: list[ScriptEvent],
+               links: dict[str, list[int]]) -> dict[str, list[list[object]]]:
+        if not events:
+            return {}
+        script_of = {entity: name for name, entities in links.items() for entity in entities}
+        deliveries: dict[str, list[list[object]]] = {}
+        for event in events:
+            targets = script_of if event.target is None else (event.target,)
+            for target in targets:
+                name = script_of.get(target)
+                if name is not None:
+                    deliveries.setdefault(name, []).append([target, event.name, event.payload])
+        return deliveries
+
+    # -- resources ----------------------------------------------------------------------------
+    def _find_resources(self) -> None:
+        entity = self._resource_entity
+        if entity is None or not esper.entity_exists(entity):
+            existing = esper.get_component(Console)
+            if existing:
+                entity = existing[0][0]
+            else:
+                entity = esper.create_entity(Console(self._console_maxlen))
+            self._resource_entity = entity
+        self._console = esper.component_for_entity(entity, Console)
+        queue = esper.try_component(entity, EventQueue)
+        if queue is None:
+            queue = EventQueue(self._queue_maxlen)
+            esper.add_component(entity, queue)
+        self._queue = queue
+
+    @property
+    def console(self) -> Console:
+        """The Console of the current world (created when missing)."""
+        self._find_resources()
+        assert self._console is not None
+        return self._console
+
+    # -- for WorldBindings --------------------------------------------------------------------
+    def is_script_entity(self, entity: object) -> bool:
+        """Whether scripts may address ``entity``: it exists and is not the resource entity."""
+        return (type(entity) is int and entity != self._resource_entity
+                and esper.entity_exists(entity))
+
+    def console_write(self, script: str, entity: int | None, text: str,
+                      level: ConsoleLevel) -> None:
+        """Append one message to the console of the world being processed."""
+        if self._console is None:
+            self._find_resources()
+        assert self._console is not None
+        self._console.messages.append(ConsoleMessage(script, entity, text, level, self.tick))
+
+    def queue_event(self, event: ScriptEvent) -> bool:
+        """Queue an event for the next tick; False when the queue is full."""
+        if self._queue is None:
+            self._find_resources()
+        assert self._queue is not None
+        return self._queue.offer(event)
+
+    def spawn_check(self, spawner: str, script: str) -> str | None:
+        """Why ``spawner`` may not attach ``script`` to a new entity, or None."""
+        if script not in self.manager:
+            return f"no script named {script!r}"
+        if not _within(self.manager.permissions(spawner), self.manager.permissions(script)):
+            return "permission"
+        return None
+
+    def host_failed(self, script: str, entity: int | None, operation: str,
+                    error: Exception) -> None:
+        """Record a host-side failure of a world function; it counts as a script error."""
+        self._host_errors.setdefault(script, []).append(ScriptRuntimeError(
+            f"world.{operation} failed in the host: {type(error).__name__}: {error}",
+            script=script, entity=entity,
+        ))
