@@ -10,10 +10,13 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 from operator import attrgetter
+from types import MappingProxyType
 from typing import Any, Literal
 
 FieldKind = Literal["float", "int", "bool", "str"]
-_KINDS: dict[object, FieldKind] = {float: "float", int: "int", bool: "bool", str: "str"}
+_KINDS: MappingProxyType[object, FieldKind] = MappingProxyType(
+    {float: "float", int: "int", bool: "bool", str: "str"}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -325,7 +325,11 @@ local function run(callback, entity, self, ...)
   local ok, err = xpcall(fn, handler, self, ...)
   current = nil
   if not ok then
-    if type(err) ~= "table" then err = {kind = "runtime", message = tostring(err)} end
+    if type(err) ~= "table" then
+      -- Lua calls no message handler for memory errors
+      local kind = err == "not enough memory" and "memory" or "runtime"
+      err = {kind = kind, message = tostring(err)}
+    end
     err.entity, err.callback = entity, callback
     errors = errors or {}
     errors[#errors + 1] = err
