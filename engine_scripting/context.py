@@ -120,7 +120,8 @@ class ScriptContext:
         if limits is not None and watchdog is not None:
             self._watch = CallWatch(
                 main_state=int(control[b"main"], 16),
-                running_table=int(control[b"running_table"], 16),
+                slots_table=int(control[b"slots"], 16),
+                slot_capacity=int(control[b"slot_capacity"]),
                 budget_s=limits.max_execution_time_s,
                 deep_slots=2 * limits.max_recursion_depth + 64,
             )

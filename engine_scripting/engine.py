@@ -106,6 +106,6 @@ class ScriptEngine:
 def _compile_setup() -> bytes:
     source = files("engine_scripting").joinpath("lua/sandbox.lua").read_bytes()
     runtime = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
-    dump = runtime.eval("function(src) return string.dump(assert(load(src, '=sandbox'))) end")
+    dump = runtime.eval("function(src) return string.dump(assert(load(src, '=sandbox')), true) end")
     chunk: bytes = dump(source)
     return chunk

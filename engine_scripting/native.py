@@ -1,8 +1,9 @@
 """The few Lua C API entry points the watchdog needs, reached through ctypes.
 
-Provides ``LuaNative``: arm and disarm a count hook on a ``lua_State``, read which thread a
-context is running, and read how many stack slots a thread uses. Uses the Lua C API that lupa's
-``lua54`` extension module exports, and probes the struct layouts it relies on before use.
+Provides ``LuaNative``: arm and disarm a count hook on a ``lua_State``, read which threads a
+context lists as possibly running, read how many stack slots a thread uses, and re-enable hooks
+on a thread (``allowhook``). Uses the Lua C API that lupa's ``lua54`` extension module exports,
+and probes the struct layouts it relies on before use.
 
 ``lua_sethook`` is the one call Lua allows from outside the running thread (lua.c arms it from
 its SIGINT handler). Every pointer handed to these functions belongs to a thread the sandbox keeps
@@ -12,6 +13,7 @@ referenced for the duration of the call (see ``pin`` in sandbox.lua).
 from __future__ import annotations
 
 import ctypes
+import struct
 
 import lupa.lua54 as lua54
 
@@ -20,8 +22,11 @@ LUA_MASKCOUNT = 8
 _TABLE_ARRAY_OFFSET = 16
 # struct TValue: Value (8 bytes), then the type tag
 _TVALUE_TAG_OFFSET = 8
+_TVALUE_SIZE = 16
 _LUA_VTHREAD_COLLECTABLE = 0x48
+_LUA_VNUMINT = 0x03
 # struct lua_State (Lua 5.4): CommonHeader, status, allowhook, nci, then `top` ... `stack`
+_STATE_ALLOWHOOK_OFFSET = 11
 _STATE_TOP_OFFSET = 16
 _STATE_STACK_OFFSET = 48
 _STACK_SLOT_SIZE = 16
@@ -91,13 +96,21 @@ class LuaNative:
 
     def _probe_layouts(self) -> bool:
         runtime = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
-        main, table = runtime.execute(
-            "running = {coroutine.running()}\n"
-            "return string.format('%p', running[1]), string.format('%p', running)"
+        main, co, table = runtime.execute(
+            "local co = coroutine.create(print)\n"
+            "slots = {2, coroutine.running(), co}\n"
+            "return string.format('%p', slots[2]), string.format('%p', co),"
+            " string.format('%p', slots)"
         )
-        if self.running_thread(int(table, 16)) != int(main, 16):
+        if self.slot_threads(int(table, 16), 8) != [int(main, 16), int(co, 16)]:
             raise NativeLayoutError("Lua table layout differs from Lua 5.4's")
         state = int(main, 16)
+        inside_hook: list[int] = []
+        runtime.globals()[b"probe_hook"] = lambda: inside_hook.append(self._allowhook(state))
+        runtime.execute("debug.sethook(function() debug.sethook() probe_hook() end, '', 1)"
+                        " local x = 1")
+        if self._allowhook(state) != 1 or inside_hook != [0]:
+            raise NativeLayoutError("lua_State.allowhook is not where Lua 5.4 keeps it")
         seen: list[int] = []
         runtime.globals()[b"probe"] = lambda: seen.append(self.stack_slots(state))
         runtime.execute("local function f(n) if n == 0 then probe() return 0 end "
@@ -133,16 +146,34 @@ class LuaNative:
         self._sethook(state, None, 0, 0)
 
     @staticmethod
-    def running_thread(table: int) -> int:
-        """The thread stored at index 1 of the Lua table at ``table``, or 0."""
+    def slot_threads(table: int, capacity: int) -> list[int]:
+        """The threads listed in the Lua table at ``table``: its [1] is a count n, and [2..n+1]
+        are threads (see ``slots`` in sandbox.lua). Reads at most ``capacity`` threads."""
         array = _read_pointer(table + _TABLE_ARRAY_OFFSET)
         if not array:
-            return 0
-        if ctypes.c_ubyte.from_address(array + _TVALUE_TAG_OFFSET).value != (
-            _LUA_VTHREAD_COLLECTABLE
-        ):
-            return 0
-        return _read_pointer(array)
+            return []
+        if ctypes.c_ubyte.from_address(array + _TVALUE_TAG_OFFSET).value != _LUA_VNUMINT:
+            return []
+        count = min(ctypes.c_longlong.from_address(array).value, capacity)
+        if count <= 0:
+            return []
+        raw = ctypes.string_at(array + _TVALUE_SIZE, count * _TVALUE_SIZE)
+        threads = []
+        for value, tag in struct.iter_unpack("<QB7x", raw):
+            if tag == _LUA_VTHREAD_COLLECTABLE and value:
+                threads.append(value)
+        return threads
+
+    @staticmethod
+    def allow_hooks(state: int) -> None:
+        """Let hooks run on ``state`` again. Lua turns them off while a hook runs, and leaves
+        them off on a thread that a hook error ended, which would let its ``__close`` handlers
+        and message handlers run unbounded."""
+        ctypes.c_ubyte.from_address(state + _STATE_ALLOWHOOK_OFFSET).value = 1
+
+    @staticmethod
+    def _allowhook(state: int) -> int:
+        return ctypes.c_ubyte.from_address(state + _STATE_ALLOWHOOK_OFFSET).value
 
     @staticmethod
     def stack_slots(state: int) -> int:

@@ -1,8 +1,9 @@
 """The watchdog: a thread that stops scripts that overrun their time or recursion limits.
 
 Provides ``Watchdog`` and ``CallWatch``. Uses ``LuaNative`` to arm hooks. The watchdog never runs
-script code: it only arms a hook on the thread a context is running; the script's own thread then
-raises the error (see sandbox.lua). While every call is within budget it costs nothing inside Lua.
+script code: it only arms a hook on the threads a context may be running (its main thread and the
+coroutines listed in its ``slots`` table); the script's own thread then raises the error (see
+sandbox.lua). While every call is within budget it costs nothing inside Lua.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ _log = structlog.get_logger(__name__)
 
 TIME_COUNT = 1
 SAMPLE_COUNT = 2
+# Polls after the deadline before hooks are forced back on (see LuaNative.allow_hooks)
+ALLOW_HOOKS_AFTER_POLLS = 3
 _IDLE_AFTER_S = 0.25
 
 
@@ -27,13 +30,15 @@ class CallWatch:
     """Per-context record of the call in progress (one per context, reused across calls)."""
 
     main_state: int
-    running_table: int
+    slots_table: int
+    slot_capacity: int
     budget_s: float
     deep_slots: int
     deadline: float = 0.0
     sample_at: float = 0.0
     stopping: bool = False
     sampled: bool = False
+    polls_stopping: int = 0
 
 
 class Watchdog:
@@ -62,6 +67,7 @@ class Watchdog:
         watch.sample_at = now + self._poll_interval_s
         watch.stopping = False
         watch.sampled = False
+        watch.polls_stopping = 0
         self._active[id(watch)] = watch
         if self._sleeping:
             self._start()
@@ -111,16 +117,23 @@ class Watchdog:
 
     def _check(self, watch: CallWatch, now: float) -> None:
         native = self._native
-        running = native.running_thread(watch.running_table) or watch.main_state
+        threads = [watch.main_state]
+        for thread in native.slot_threads(watch.slots_table, watch.slot_capacity):
+            if thread not in threads:
+                threads.append(thread)
         if now >= watch.deadline:
             if not watch.stopping:
                 watch.stopping = True
                 _log.debug("watchdog.deadline_passed", overrun_ms=(now - watch.deadline) * 1e3)
-            native.arm(watch.main_state, TIME_COUNT)
-            if running != watch.main_state:
-                native.arm(running, TIME_COUNT)
+            watch.polls_stopping += 1
+            force = watch.polls_stopping > ALLOW_HOOKS_AFTER_POLLS
+            for thread in threads:
+                native.arm(thread, TIME_COUNT)
+                if force:
+                    native.allow_hooks(thread)
         elif now >= watch.sample_at and native.stack_sampling and not watch.stopping:
             watch.sample_at = now + self._poll_interval_s
-            if native.stack_slots(running) > watch.deep_slots:
-                watch.sampled = True
-                native.arm(running, SAMPLE_COUNT)
+            for thread in threads:
+                if native.stack_slots(thread) > watch.deep_slots:
+                    watch.sampled = True
+                    native.arm(thread, SAMPLE_COUNT)

@@ -3,10 +3,15 @@
 -- Provides: a control table for the host (never reachable from scripts) holding the script
 -- environment and the trampolines the host calls.
 --
--- Interrupting scripts: the host's watchdog thread arms a count hook (lua_sethook) on the thread
--- named by `running[1]` once a call is past its deadline. `hook` below then arms every known
--- thread and raises on every instruction, so pcall cannot swallow the stop. A standing hook costs
--- +130% on Lua 5.4, so none is set while a script is within budget.
+-- Interrupting scripts: once a call is past its deadline, the host's watchdog thread arms a count
+-- hook (lua_sethook) on the main thread and on every thread listed in `slots`. `hook` below then
+-- arms every known thread and raises on every instruction, so pcall cannot swallow the stop. A
+-- standing hook costs +130% on Lua 5.4, so none is set while a script is within budget.
+--
+-- `slots` lists every coroutine resumed in this call that may still be running: a coroutine is
+-- added when it is first resumed and leaves only when it is neither running nor resuming another
+-- (see `compact`). So the running thread is always listed, and a switch to a listed coroutine
+-- costs one table read.
 local print_sink, report_violation, max_depth, pattern_step_limit, print_limit, trusted = ...
 
 local d_sethook, d_gethook, d_getinfo, d_traceback, d_getregistry =
@@ -16,8 +21,10 @@ local type, error, pcall, xpcall, select, next, rawget, rawset, rawequal, rawlen
 local tostring, tonumber, setmetatable, getmetatable, load, ipairs, pairs, assert =
   tostring, tonumber, setmetatable, getmetatable, load, ipairs, pairs, assert
 local d_getmetatable = debug.getmetatable
-local co_create, co_resume, co_running, co_status, co_close =
-  coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.close
+local co_create, co_resume, co_running, co_status, co_close, co_wrap =
+  coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.close,
+  coroutine.wrap
+local d_getupvalue = debug.getupvalue
 local s_byte, s_sub, s_find, s_match, s_gmatch, s_gsub, s_rep, s_format, s_len =
   string.byte, string.sub, string.find, string.match, string.gmatch, string.gsub, string.rep,
   string.format, string.len
@@ -34,7 +41,14 @@ local TIME_COUNT, SAMPLE_COUNT = 1, 2   -- hook counts the watchdog arms with, p
 local RECURSION_MESSAGE = "recursion limit exceeded"
 local killed = false                    -- false | "time" | "recursion"
 local killed_threads = setmetatable({}, {__mode = "k"})
-local running = {main}                  -- running[1]: the thread running script code now
+local SLOT_CAPACITY = 63   -- coroutines nested inside one another; slots[1..64]: 1 KiB
+-- slots[1]: how many threads follow; slots[2 .. n + 1]: the threads. The array is filled once
+-- (with `main` as filler) and never resized, because the watchdog reads it from another thread.
+local slots = {0}
+for i = 2, SLOT_CAPACITY + 1 do slots[i] = main end
+local in_slots, top = {}, 0
+-- Threads that left `slots` stay referenced for this call and the next one: the watchdog may
+-- still hold their address.
 local pins, old_pins, pins_dirty, old_dirty = {}, {}, false, false
 local last_deep = false
 local hook
@@ -70,15 +84,53 @@ hook = function()
 end
 d_sethook(hook, "", 0)
 
--- Threads the watchdog may arm stay referenced for this call and the next one.
-local function pin(co)
-  pins[co] = true
+-- Keep in `slots` only the threads that are running or resuming another; the rest move to pins.
+local function compact()
+  local kept, n = {}, 0
+  for i = 2, top + 1 do
+    local thread = slots[i]
+    local status = co_status(thread)
+    if (status == "running" or status == "normal") and not kept[thread] then
+      kept[thread] = true
+      n = n + 1
+      slots[n + 1] = thread
+    else
+      in_slots[thread] = nil
+      pins[thread] = true
+    end
+  end
+  for i = n + 2, top + 1 do slots[i] = main end
   pins_dirty = true
-  if hooktable[co] == nil then hooktable[co] = hook end
+  top = n
+  slots[1] = n
+  return n
+end
+
+local function push(co)
+  local n = top
+  if n >= SLOT_CAPACITY then
+    n = compact()
+    if n >= SLOT_CAPACITY then error("too many nested coroutines", 3) end
+  end
+  n = n + 1
+  slots[n + 1] = co
+  in_slots[co] = true
+  top = n
+  slots[1] = n
 end
 
 local function begin_call()
-  running[1] = main
+  if top > 0 then
+    for i = 2, top + 1 do
+      local thread = slots[i]
+      in_slots[thread] = nil
+      pins[thread] = true
+      slots[i] = main
+    end
+    top = 0
+    slots[1] = 0
+    pins_dirty = true
+  end
   if pins_dirty or old_dirty then
     old_pins, pins = pins, {}
     old_dirty, pins_dirty = pins_dirty, false
@@ -97,12 +149,11 @@ end
 ------------------------------------------------------------------------------------------------
 -- Base functions
 ------------------------------------------------------------------------------------------------
--- An error caught by a script's pcall: name the running thread again. Stack overflows (Lua's own
--- stack limits) and calls deeper than the limit are not the script's to catch: raise them again.
+-- An error caught by a script's pcall: stack overflows (Lua's own stack limits) and calls deeper
+-- than the limit are not the script's to catch: raise them again.
 local function caught(ok, ...)
   if not ok then
-    local thread, is_main = co_running()
-    running[1] = thread
+    local _, is_main = co_running()
     local message = ...
     if type(message) == "string" and (s_find(message, "stack overflow", 1, true)
         or s_find(message, RECURSION_MESSAGE, 1, true)) then
@@ -176,22 +227,22 @@ local function sb_collectgarbage(option, ...)
 end
 
 ------------------------------------------------------------------------------------------------
--- coroutine: every switch names the running thread for the watchdog
+-- coroutine: threads get the hook function when created and a slot when first resumed
 ------------------------------------------------------------------------------------------------
-local function resumed(prev, ...)
-  running[1] = prev
-  return ...
+local function sb_create(f)
+  local co = co_create(f)
+  hooktable[co] = hook
+  return co
 end
 
 local function sb_resume(co, ...)
-  if type(co) ~= "thread" then
-    error("bad argument #1 to 'resume' (coroutine expected, got " .. type(co) .. ")", 2)
+  if in_slots[co] == nil then
+    if type(co) ~= "thread" then
+      error("bad argument #1 to 'resume' (coroutine expected, got " .. type(co) .. ")", 2)
+    end
+    push(co)
   end
-  if killed_threads[co] then return false, "cannot resume dead coroutine" end
-  if pins[co] == nil then pin(co) end
-  local prev = running[1]
-  running[1] = co
-  return resumed(prev, co_resume(co, ...))
+  return co_resume(co, ...)
 end
 
 local function sb_close(co)
@@ -200,30 +251,20 @@ local function sb_close(co)
   end
   -- a thread stopped by the hook has hooks off for good: its __close handlers must not run
   if killed_threads[co] then return false, "coroutine was stopped by a resource limit" end
-  if pins[co] == nil then pin(co) end
-  local prev = running[1]
-  running[1] = co
-  return resumed(prev, co_close(co))
+  if in_slots[co] == nil then push(co) end
+  return co_close(co)
 end
 
-local function wrap_results(co, prev, ok, ...)
-  running[1] = prev
-  if ok then return ... end
-  local err = ...
-  if co_status(co) == "dead" and not killed_threads[co] then
-    local closed, close_err = co_close(co)
-    if not closed then err = close_err end
-  end
-  error(err, type(err) == "string" and 2 or 0)
-end
-
+-- Calls go straight to the C function that coroutine.wrap made. If the hook stops the thread,
+-- that function closes it, and the watchdog re-enables hooks on listed threads that overrun
+-- (see Watchdog.allow_hooks_after_polls), so its __close handlers stay interruptible.
 local function sb_wrap(f)
-  local co = co_create(f)
+  local wrapped = co_wrap(f)
+  local _, co = d_getupvalue(wrapped, 1)
+  hooktable[co] = hook
   return function(...)
-    if pins[co] == nil then pin(co) end
-    local prev = running[1]
-    running[1] = co
-    return wrap_results(co, prev, co_resume(co, ...))
+    if in_slots[co] == nil then push(co) end
+    return wrapped(...)
   end
 end
 
@@ -641,7 +682,8 @@ else
   sb_table.sort, sb_table.concat, sb_table.unpack = sb_sort, sb_concat, sb_unpack
 
   local sb_coroutine = copy_library(coroutine)
-  sb_coroutine.resume, sb_coroutine.wrap, sb_coroutine.close = sb_resume, sb_wrap, sb_close
+  sb_coroutine.create, sb_coroutine.resume = sb_create, sb_resume
+  sb_coroutine.wrap, sb_coroutine.close = sb_wrap, sb_close
   local sb_math, sb_utf8 = copy_library(math), copy_library(utf8)
 
   -- A fresh global table for script code. The library tables are shared by the environments
@@ -768,7 +810,6 @@ local function after_stop()
   d_sethook(main, hook, "", 0)
   local reason = killed
   killed, last_deep = false, false
-  running[1] = main
   return reason
 end
 
@@ -825,7 +866,7 @@ return {
   exported = EXPORTED,
   after_stop = after_stop,
   outcome = outcome,
-  running = running,
+  slots = s_format("%p", slots),
+  slot_capacity = SLOT_CAPACITY,
   main = s_format("%p", main),
-  running_table = s_format("%p", running),
 }
