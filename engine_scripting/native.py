@@ -130,11 +130,13 @@ class LuaNative:
         global_state = _read_pointer(state + _STATE_GLOBAL_OFFSET)
         if not global_state:
             raise NativeLayoutError("lua_State has no global state where Lua 5.4 keeps it")
-        for offset in range(0, _GLOBAL_SCAN_BYTES, _POINTER_SIZE):
-            base = global_state + offset
-            if all(_read_pointer(base + _POINTER_SIZE * index) == name
-                   for index, name in enumerate(event_names)):
-                return FinalizerSwitch(base + _POINTER_SIZE * _TM_GC, replacement)
+        memory = ctypes.string_at(global_state, _GLOBAL_SCAN_BYTES)
+        wanted = struct.pack(f"<{len(event_names)}Q", *event_names)
+        offset = memory.find(wanted)
+        while offset >= 0 and offset % _POINTER_SIZE:
+            offset = memory.find(wanted, offset + 1)
+        if offset >= 0:
+            return FinalizerSwitch(global_state + offset + _POINTER_SIZE * _TM_GC, replacement)
         raise NativeLayoutError("metamethod names not found in Lua's global state")
 
     def arm(self, state: int, count: int) -> None:

@@ -30,7 +30,8 @@ local s_byte, s_sub, s_find, s_match, s_gmatch, s_gsub, s_rep, s_format, s_len =
   string.format, string.len
 local t_concat, t_insert, t_remove, t_move, t_sort, t_unpack, t_pack =
   table.concat, table.insert, table.remove, table.move, table.sort, table.unpack, table.pack
-local m_type, m_min, m_huge, utf8_len = math.type, math.min, math.huge, utf8.len
+local m_type, m_min, m_huge, m_floor, utf8_len = math.type, math.min, math.huge, math.floor,
+  utf8.len
 local collectgarbage = collectgarbage
 local main = co_running()
 
@@ -316,7 +317,7 @@ local function pattern_items(p)
     local c = s_byte(p, i)
     local item
     if c == 40 or c == 41 then                      -- ( ) captures: consume nothing
-      item = {kind = "capture"}
+      item = {kind = "capture", open = c == 40}
       i = i + 1
     elseif c == 36 and i == m then                  -- $ at the end anchors
       item = {kind = "end"}
@@ -374,6 +375,47 @@ local function deterministic(items, k)
   return true                                 -- nothing follows: the longest run just matches
 end
 
+-- Windowing: a byte that no item of the pattern can consume (a separator) is never inside a
+-- match, and the matcher cannot tell it from the end of the subject unless the pattern uses `$`,
+-- `%f` or `%b`, or can match the empty string (gmatch and gsub would also match between bytes).
+-- Such patterns can run over pieces of the subject that end at separators, one C call a piece.
+local function escaped_set(bytes)
+  local parts = {}
+  for i = 1, #bytes do
+    local ch = s_char(bytes[i])
+    parts[i] = s_find(ch, "^%w") and ch or "%" .. ch
+  end
+  return t_concat(parts)
+end
+
+local function window_facts(shape, items)
+  local usable, min_length, captures, positions = {}, 0, 0, false
+  for k = 1, #items do
+    local item = items[k]
+    local kind = item.kind
+    if kind == "end" or kind == "frontier" or kind == "balance" then return end
+    if kind == "capture" then
+      local next_item = items[k + 1]
+      if item.open then
+        captures = captures + 1
+        if next_item and next_item.kind == "capture" and not next_item.open then positions = true end
+      end
+    elseif kind == "single" then
+      for byte in next, class_members(item.cls) do usable[byte] = true end
+      if item.quant == nil or item.quant == "+" then min_length = min_length + 1 end
+    end
+  end
+  if min_length == 0 then return end
+  local inside, outside = {}, {}
+  for byte = 0, 255 do
+    if usable[byte] then inside[#inside + 1] = byte else outside[#outside + 1] = byte end
+  end
+  if #outside == 0 then return end
+  shape.separator = #outside <= #inside and "[" .. escaped_set(outside) .. "]"
+    or "[^" .. escaped_set(inside) .. "]"
+  shape.captures, shape.positions = captures, positions
+end
+
 -- Upper bound of the matcher's work from one start position: coeff * n^degree for a subject
 -- of length n. A quantifier multiplies the work of the rest by n+1 unless it is deterministic.
 local function pattern_shape(p)
@@ -398,6 +440,7 @@ local function pattern_shape(p)
   end
   shape = {plain = s_find(p, SPECIALS) == nil, degree = degree, coeff = coeff,
            anchored = s_byte(p, 1) == 94, m = #p + 1}
+  if not shape.anchored then window_facts(shape, items) end
   if shape_cache_size >= 512 then shape_cache, shape_cache_size = {}, 0 end
   shape_cache[p] = shape
   shape_cache_size = shape_cache_size + 1
@@ -447,6 +490,13 @@ local function per_start(fn, s, p, init)
   return nil
 end
 
+-- The longest piece a windowed match may use: two pieces' work stays within the step limit.
+local function window_size(shape)
+  return m_floor((pattern_step_limit / shape.coeff) ^ (1 / (shape.degree + 1)) / 2)
+end
+
+local MIN_WINDOW = 64
+
 local function guarded(s, p, plain)
   if type(s) ~= "string" or type(p) ~= "string" then return false end
   local n = #s + 1
@@ -456,32 +506,79 @@ local function guarded(s, p, plain)
   local cost = per_start_cost(n, shape)
   local total = shape.anchored and cost or cost * n
   if total <= pattern_step_limit then return false end
+  if shape.separator and window_size(shape) >= MIN_WINDOW then return true, "window", shape end
   if cost > pattern_step_limit or shape.anchored then too_complex(p, total, 3) end
-  return true, "per_start"
+  return true, "per_start", shape
+end
+
+-- The end of the piece starting at `first`: the whole rest when short, else the first separator
+-- in the second half of a two-window span, or nil when there is none (then match per start).
+local function piece_end(s, first, len, shape, size)
+  if len - first + 1 <= 2 * size then return len end
+  local from = first + size - 1
+  local span = s_sub(s, from, from + size - 1)
+  local at = s_find(span, shape.separator)
+  if at == nil then return nil end
+  return from + at - 1
+end
+
+-- Add `offset` to position captures (the only number values a match returns).
+local function shifted(offset, ...)
+  local n = select("#", ...)
+  local values = {...}
+  for i = 1, n do
+    if type(values[i]) == "number" then values[i] = values[i] + offset end
+  end
+  return t_unpack(values, 1, n)
+end
+
+local function windowed_search(fn, s, p, init, shape)
+  local len = #s
+  local first = start_index(init, len)
+  if first > len + 1 then return nil end
+  local size = window_size(shape)
+  while first <= len do
+    local last = piece_end(s, first, len, shape, size)
+    if last == nil then return per_start(fn, s, p, first) end
+    local r = t_pack(fn(s_sub(s, first, last), p))
+    if r[1] ~= nil then
+      local offset = first - 1
+      if fn == s_find then r[1], r[2] = r[1] + offset, r[2] + offset end
+      if shape.positions then
+        for i = (fn == s_find and 3 or 1), r.n do
+          if type(r[i]) == "number" then r[i] = r[i] + offset end
+        end
+      end
+      return t_unpack(r, 1, r.n)
+    end
+    first = last + 1
+  end
+  return nil
 end
 
 local function sb_find(s, p, init, plain)
-  local slow, how = guarded(s, p, plain)
+  local slow, how, shape = guarded(s, p, plain)
   if not slow then return s_find(s, p, init, plain) end
   if how == "plain" then return windowed_plain_find(s, p, init) end
+  if how == "window" then return windowed_search(s_find, s, p, init, shape) end
   return per_start(s_find, s, p, init)
 end
 
 local function sb_match(s, p, init)
-  local slow, how = guarded(s, p, false)
+  local slow, how, shape = guarded(s, p, false)
   if not slow then return s_match(s, p, init) end
   if how == "plain" then
     local a, b = windowed_plain_find(s, p, init)
     if a then return s_sub(s, a, b) end
     return nil
   end
+  if how == "window" then return windowed_search(s_match, s, p, init, shape) end
   return per_start(s_match, s, p, init)
 end
 
-local function sb_gmatch(s, p, init)
-  if not guarded(s, p, false) then return s_gmatch(s, p, init) end
-  local anchored, len = "^" .. p, #s
-  local src, lastmatch = start_index(init, len), nil
+-- gmatch one match at a time over the subject from `src`: one anchored C match per position.
+local function per_start_gmatch(s, p, src)
+  local anchored, len, lastmatch = "^" .. p, #s, nil
   return function()
     while src <= len + 1 do
       local r = t_pack(s_find(s, anchored, src))
@@ -496,6 +593,61 @@ local function sb_gmatch(s, p, init)
     end
     return nil
   end
+end
+
+-- gmatch over pieces: the C iterator of the current piece yields its matches.
+local function windowed_gmatch(s, p, init, shape)
+  local len, size = #s, window_size(shape)
+  local first = start_index(init, len)
+  if first > len + 1 then first = len + 1 end
+  local it, offset, fallback = nil, 0, nil
+  local function open()
+    if first > len then return false end
+    local last = piece_end(s, first, len, shape, size)
+    if last == nil then
+      fallback = per_start_gmatch(s, p, first)
+      return true
+    end
+    it, offset = s_gmatch(s_sub(s, first, last), p), first - 1
+    first = last + 1
+    return true
+  end
+  if shape.captures <= 1 and not shape.positions then
+    return function()
+      while true do
+        if fallback then return fallback() end
+        if it then
+          local value = it()
+          if value ~= nil then return value end
+          it = nil
+        end
+        if not open() then return nil end
+      end
+    end
+  end
+  local iterate
+  local function forward(value, ...)
+    if value == nil then
+      it = nil
+      return iterate()
+    end
+    if shape.positions then return shifted(offset, value, ...) end
+    return value, ...
+  end
+  iterate = function()
+    if fallback then return fallback() end
+    if it == nil and not open() then return nil end
+    if fallback then return fallback() end
+    return forward(it())
+  end
+  return iterate
+end
+
+local function sb_gmatch(s, p, init)
+  local slow, how, shape = guarded(s, p, false)
+  if not slow then return s_gmatch(s, p, init) end
+  if how == "window" then return windowed_gmatch(s, p, init, shape) end
+  return per_start_gmatch(s, p, start_index(init, #s))
 end
 
 local function replacement(repl, kind, whole, r)
@@ -523,15 +675,10 @@ end
 
 local REPL_KINDS = {string = true, number = true, table = true, ["function"] = true}
 
--- gsub over a long subject: one anchored C match per position, replacements built in Lua
-local function sb_gsub(s, p, repl, max_n)
-  if not guarded(s, p, false) then return s_gsub(s, p, repl, max_n) end
-  local kind = type(repl)
-  if not REPL_KINDS[kind] then
-    error("bad argument #3 to 'gsub' (string/function/table expected, got " .. kind .. ")", 2)
-  end
+-- gsub one position at a time from `src`, after `out` and `count` from earlier pieces.
+local function per_start_gsub(s, p, repl, kind, max_n, src, out, count)
   local anchored, len = "^" .. p, #s
-  local out, k, src, copied, lastmatch, count = {}, 0, 1, 1, nil, 0
+  local k, copied, lastmatch = #out, src, nil
   while max_n == nil or count < max_n do
     local r = t_pack(s_find(s, anchored, src))
     local e = r[1] ~= nil and r[2] + 1
@@ -549,6 +696,37 @@ local function sb_gsub(s, p, repl, max_n)
   end
   out[k + 1] = s_sub(s, copied)
   return t_concat(out), count
+end
+
+-- gsub over pieces ending at separators: one C gsub per piece.
+local function windowed_gsub(s, p, repl, kind, max_n, shape)
+  local len, size = #s, window_size(shape)
+  local out, first, count = {}, 1, 0
+  while first <= len do
+    if max_n ~= nil and count >= max_n then break end
+    local last = piece_end(s, first, len, shape, size)
+    if last == nil then return per_start_gsub(s, p, repl, kind, max_n, first, out, count) end
+    local piece, replaced = s_gsub(s_sub(s, first, last), p, repl,
+      max_n ~= nil and max_n - count or nil)
+    out[#out + 1] = piece
+    count = count + replaced
+    first = last + 1
+  end
+  out[#out + 1] = s_sub(s, first)
+  return t_concat(out), count
+end
+
+local function sb_gsub(s, p, repl, max_n)
+  local slow, how, shape = guarded(s, p, false)
+  if not slow then return s_gsub(s, p, repl, max_n) end
+  local kind = type(repl)
+  if not REPL_KINDS[kind] then
+    error("bad argument #3 to 'gsub' (string/function/table expected, got " .. kind .. ")", 2)
+  end
+  if how == "window" and not shape.positions then
+    return windowed_gsub(s, p, repl, kind, max_n, shape)
+  end
+  return per_start_gsub(s, p, repl, kind, max_n, 1, {}, 0)
 end
 
 ------------------------------------------------------------------------------------------------

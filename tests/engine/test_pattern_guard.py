@@ -1,8 +1,9 @@
 """The pattern guard changes how long-subject matches run, never what they return.
 
-An engine with a tiny pattern step allowance (8,000 steps) sends matches on subjects longer
-than a few dozen bytes through the guarded paths (one anchored C match per start position);
-their results must equal plain Lua's.
+Engines with tiny pattern step allowances (8,000 and 200,000 steps) send matches on subjects
+longer than a few dozen bytes through the guarded paths: one anchored C match per start position,
+or one C call per piece of the subject ending at a separator. Their results must equal plain
+Lua's.
 """
 
 from __future__ import annotations
@@ -17,19 +18,20 @@ from engine_scripting import ScriptContext, ScriptEngine, ScriptResourceLimits
 
 PATTERNS = [
     "%d+:", "(%w+)=(%w+)", "a*b", "a-b", "(a+)(b?)", "^a+", "b$", " *(=)x", "()a()",
-    "[ab]+c?", "%bab", "(a)%1", "%f[%w]%w+", ".-b", "a.?", "[^a]+", "x*", "",
+    "[ab]+c?", "%bab", "(a)%1", "%f[%w]%w+", ".-b", "a.?", "[^a]+", "x*", "", "()1+()",
+    "(x)(=)", "[%d:]+", "1=?",
 ]
 SUBJECTS = st.builds(
     lambda piece, times: piece * times,
-    st.text(alphabet="ab: =1x", max_size=40), st.integers(min_value=1, max_value=7),
+    st.text(alphabet="ab: =1x", max_size=40), st.integers(min_value=1, max_value=20),
 )
 
 
-@pytest.fixture(scope="module")
-def guarded() -> Iterator[ScriptContext]:
+@pytest.fixture(scope="module", params=[4, 100], ids=["per-start", "windowed"])
+def guarded(request: pytest.FixtureRequest) -> Iterator[ScriptContext]:
     engine = ScriptEngine(
         ScriptResourceLimits(max_memory_mb=32, max_execution_time_ms=2000),
-        pattern_steps_per_ms=4,
+        pattern_steps_per_ms=request.param,
     )
     context = engine.create_context("guarded")
     yield context
@@ -61,7 +63,7 @@ def _run(context: ScriptContext, subject: str, pattern: str) -> object:
     return context.call("probe", subject, pattern)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(subject=SUBJECTS, pattern=st.sampled_from(PATTERNS))
 def test_guarded_matching_equals_plain_lua(
     guarded: ScriptContext, plain: ScriptContext, subject: str, pattern: str,
@@ -77,3 +79,23 @@ def test_common_patterns_on_long_subjects_stay_on_the_fast_path(engine: ScriptEn
         for k, v in s:gmatch("(%w+)=(%w+)") do n = n + 1 end
         return n""")
     assert count == 2000
+
+
+LONG_SUBJECTS = [
+    "ab " * 300 + "123:456 1=x 11:",
+    " " * 900 + "x=1 ()",
+    ("1a2b:" * 200) + "=== 12:34",
+    "=" * 700 + "1x=1",
+]
+
+
+@pytest.mark.parametrize("subject", LONG_SUBJECTS)
+@pytest.mark.parametrize("pattern", ["%d+:", "()1+()", "(%d)(%d)", "(x)(=)", "[%d:]+", "1=?"])
+def test_matches_far_into_long_subjects_equal_plain_lua(
+    guarded: ScriptContext, plain: ScriptContext, subject: str, pattern: str,
+) -> None:
+    assert _run(guarded, subject, pattern) == _run(plain, subject, pattern)
+    probe = "local s, p = ... return {string.find(s, p, 600)}, {string.match(s, p, -20)}"
+    guarded.execute(f"far = function(...) {probe} end")
+    plain.execute(f"far = function(...) {probe} end")
+    assert guarded.call("far", subject, pattern) == plain.call("far", subject, pattern)
