@@ -40,6 +40,7 @@ class WorldApi:
     attach: Any
     last_entity: Any
     instance_list: Any
+    pending_writes: Any
 
 
 def install_world_api(
@@ -56,5 +57,5 @@ def install_world_api(
     return WorldApi(
         tick=control[b"tick"], deliver=control[b"deliver"], reloaded=control[b"reloaded"],
         attach=control[b"attach"], last_entity=control[b"last_entity"],
-        instance_list=control[b"instance_list"],
+        instance_list=control[b"instance_list"], pending_writes=control[b"pending_writes"],
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import esper
@@ -45,6 +46,23 @@ def _checked(kind: FieldKind, value: object) -> object:
     return value.decode("utf-8")
 
 
+def _encoded(value: object) -> object:
+    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+
+
+def _decoded(value: object) -> object:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _check_column(kind: FieldKind, column: tuple[object, ...]) -> None:
+    """Second line of defence: world.lua validated these values; fail on anything else."""
+    expected = {"float": float, "int": int, "bool": bool, "str": bytes}[kind]
+    if not set(map(type, column)) <= {expected}:
+        raise TypeError(f"write-back of a {kind} field holds another type")
+    if kind == "float" and not all(map(math.isfinite, column)):  # type: ignore[arg-type]
+        raise TypeError("write-back of a float field holds NaN or inf")
+
+
 class WorldBindings:
     """The host functions world.lua calls for one script (its name fixes who is asking)."""
 
@@ -54,10 +72,89 @@ class WorldBindings:
         self._script = script
         self._schemas = schemas
         self.spawned_this_tick = 0
+        # the script's instances during the current batch, in the order of world.lua's `order`
+        self.batch_entities: list[int] = []
+        self._lookups: dict[int, Callable[[int], object]] = {}
 
     def functions(self) -> tuple[Callable[..., Any], ...]:
-        """get, set, has, spawn, destroy, emit and print, in world.lua's ``attach`` order."""
-        return (self.get, self.set, self.has, self.spawn, self.destroy, self.emit, self.print)
+        """The host functions, in world.lua's ``attach`` order."""
+        return (self.get, self.set, self.has, self.spawn, self.destroy, self.emit, self.print,
+                self.fetch)
+
+    def start_batch(self, entities: list[int]) -> None:
+        """Name the script's instances for the next batch, in world.lua's order."""
+        self.batch_entities = entities
+        self._lookups.clear()
+
+    def _lookup(self, schema: ComponentSchema) -> Callable[[int], object]:
+        """entity -> component (or None) for this batch: a dict over esper's cached query when
+        the instances are a good share of the component's holders, else esper.try_component."""
+        found = self._lookups.get(schema.index)
+        if found is None:
+            holders: list[tuple[int, object]] = esper.get_component(schema.component_type)
+            if len(holders) <= 8 * len(self.batch_entities) + 64:
+                found = dict(holders).get
+            else:
+                component_type = schema.component_type
+                found = lambda entity: esper.try_component(entity, component_type)  # noqa: E731
+            self._lookups[schema.index] = found
+        return found
+
+    def fetch(self, index: int, total: int, first: int, count: int) -> object:
+        """Component ``index`` of instances ``first .. first + count - 1`` of the batch, in
+        columns: ``count`` presence flags, then ``count`` values per field (nil when absent)."""
+        try:
+            entities = self.batch_entities
+            if total != len(entities):
+                return MISSING  # the lists disagree: world.lua falls back to one call per use
+            schema = self._schemas[index - 1]
+            components = list(map(self._lookup(schema), entities[first - 1:first - 1 + count]))
+            flat: list[object] = [DONE]
+            if None not in components:
+                flat.extend([True] * len(components))
+                for name, kind in zip(schema.fields, schema.kinds, strict=True):
+                    column = map(attrgetter(name), components)
+                    flat.extend(map(_encoded, column) if kind == "str" else column)
+            else:
+                flat.extend(component is not None for component in components)
+                for name, kind in zip(schema.fields, schema.kinds, strict=True):
+                    for component in components:
+                        value = None if component is None else getattr(component, name)
+                        flat.append(_encoded(value) if kind == "str" else value)
+            return tuple(flat)
+        except Exception as error:
+            return self._failed("fetch", None, error)
+
+    def write_back(self, index: int, fields: int, flat: tuple[object, ...]) -> int:
+        """Write buffered changes back. ``flat`` holds the entity count n, n entity ids, then
+        one column of n values per field: what world.lua's ``pending_writes`` returned.
+        """
+        try:
+            schema = self._schemas[index - 1]
+            names, kinds = schema.fields, schema.kinds
+            count = flat[0]
+            if (fields != len(names) or type(count) is not int
+                    or len(flat) != 1 + count * (fields + 1)):
+                raise ValueError("malformed write-back from world.lua")
+            entities = flat[1:1 + count]
+            columns = [flat[1 + count * (f + 1):1 + count * (f + 2)] for f in range(fields)]
+            for kind, column in zip(kinds, columns, strict=True):
+                _check_column(kind, column)
+            lookup = self._lookup(schema)
+            status = DONE
+            components = [lookup(entity) for entity in entities]  # type: ignore[arg-type]
+            for name, kind, column in zip(names, kinds, columns, strict=True):
+                values = [_decoded(value) for value in column] if kind == "str" else column
+                for entity, component, value in zip(entities, components, values, strict=True):
+                    if component is None:
+                        continue  # removed during the batch by the host: nothing to write to
+                    try:
+                        setattr(component, name, value)
+                    except Exception as error:  # one entity's failure must not drop the others'
+                        status = self._failed("set", entity, error)  # type: ignore[arg-type]
+            return status
+        except Exception as error:
+            return self._failed("flush", None, error)
 
     def get(self, entity: int, index: int) -> object:
         try:

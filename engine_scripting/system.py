@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import esper
+import lupa.lua54 as lua54
 import structlog
 
 from engine_scripting.components import (
@@ -131,6 +132,8 @@ class ScriptSystem(esper.Processor):
         added, removed = sorted(wanted - known), sorted(known - wanted)
         errors: list[ScriptError] = []
         complete = True
+        bindings = self._bindings[name]
+        bindings.start_batch(sorted(known))
         if record.reload_pending:
             record.reload_pending = False
             complete &= self._call(record, api.reloaded, errors, self.tick)
@@ -138,6 +141,8 @@ class ScriptSystem(esper.Processor):
             complete &= self._call(record, api.deliver, errors, self.tick,
                                    record.context.lua_value(deliveries))
         context = record.context
+        if added or removed:
+            bindings.start_batch(sorted((known | set(added)) - set(removed)))
         complete &= self._call(
             record, api.tick, errors, dt, self.tick,
             context.lua_value(added) if added else None,
@@ -164,11 +169,29 @@ class ScriptSystem(esper.Processor):
             errors.append(error.with_context(script=record.name, entity=entity))
             return False
         finally:
+            self._flush(record, errors)
             self.manager.record_call(record, time.perf_counter() - started)
         failures = result[0] if result else None
         if failures is not None:
             errors.extend(self._instance_errors(record.name, failures))
         return True
+
+    def _flush(self, record: ManagedScript, errors: list[ScriptError]) -> None:
+        """Write the batch's buffered component changes back to the world (also after a stop)."""
+        if record.context.closed:
+            return
+        bindings = self._bindings[record.name]
+        try:
+            while True:
+                chunk = record.api.pending_writes()
+                if chunk is None:
+                    return
+                bindings.write_back(int(chunk[0]), int(chunk[1]), chunk[2:])  # see pending_writes
+        except lua54.LuaError as error:
+            errors.append(ScriptRuntimeError(
+                f"{record.name}: writing back component changes failed: {error}",
+                script=record.name,
+            ))
 
     @staticmethod
     def _instance_errors(name: str, failures: Any) -> list[ScriptError]:

@@ -1025,6 +1025,9 @@ local kit = {
   s_byte = s_byte, s_sub = s_sub, s_find = s_find, s_format = s_format, s_len = s_len,
   t_concat = t_concat, t_sort = t_sort, t_unpack = t_unpack, m_type = m_type,
   huge = m_huge, utf8_len = utf8_len,
+  load = function(source, chunkname, mode, environment)   -- text only, for generated code
+    return assert(load(source, chunkname, "t", environment))
+  end,
 }
 
 local function install(source, chunkname, ...)

@@ -16,9 +16,9 @@ local type, error, xpcall, next, rawget, rawset, rawlen, tostring, select =
 local s_format, s_len, s_sub, t_concat, t_unpack, m_type, utf8_len, huge =
   kit.s_format, kit.s_len, kit.s_sub, kit.t_concat, kit.t_unpack, kit.m_type, kit.utf8_len,
   kit.huge
-local violation, current_env, killed, running_deep, traceback, pcall, s_find =
+local violation, current_env, killed, running_deep, traceback, pcall, s_find, load =
   kit.violation, kit.current_env, kit.killed, kit.running_deep, kit.traceback, kit.pcall,
-  kit.s_find
+  kit.s_find, kit.load
 
 local MAX_TEXT = caps.max_text                -- bytes in one str field or payload string
 local MAX_PAYLOAD_ITEMS = caps.max_payload_items
@@ -33,9 +33,20 @@ for i = 1, rawlen(grants.emit) do can_emit[grants.emit[i]] = true end
 local scope_any, can_spawn, can_destroy = grants.scope == "any", grants.spawn, grants.destroy
 
 local components = {}       -- name -> {index, fields = {...}, kinds = {...}, position = {f = i}}
-local h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print   -- attached by the system
+local h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print, h_fetch  -- attached
 
 local instances, order = {}, {}   -- entity -> self; entities in ascending order
+local slot_of = {}                -- entity -> its place in `order`
+
+-- The batch cache: during one call from the system (a batch), the components of this script's
+-- instances are read from the esper world once per component (h_fetch, all instances at once)
+-- and writes to them are buffered and written back when the batch ends (pending_writes). Reads see
+-- earlier writes of the same batch. Other entities go to the host on every call.
+-- cache[index] = {present = {[slot] = bool}, columns = {{[slot] = value}, ...},
+--                 dirty = {slot, ...}, marked = {[slot] = true}} or false when the host could
+--                 not provide it.
+local cache = {}
+local FETCH_CHUNK = 4096          -- instances per h_fetch call or pending_writes chunk
 local current = nil               -- the entity whose callback runs now
 local errors = nil                -- errors of the running tick, or nil
 local printed, print_tick = 0, -1
@@ -186,18 +197,128 @@ local function got(entity, fields, status, ...)
   unknown_entity("get", entity, status)
 end
 
-function world.get(entity, name)
+-- Copy one chunk from h_fetch into the entry: `count` presence flags, then one column of
+-- `count` values per field (column-major: cheap to build in Python).
+local function take(entry, first, count, status, ...)
+  if status ~= 1 then return false end
+  local chunk = {...}
+  local present, columns = entry.present, entry.columns
+  local at = first - 1
+  for i = 1, count do present[at + i] = chunk[i] end
+  for f = 1, #columns do
+    local column, offset = columns[f], f * count
+    for i = 1, count do column[at + i] = chunk[offset + i] end
+  end
+  return true
+end
+
+-- Load the cache entry of `component` for this batch (false when the host cannot provide it).
+local function load_entry(component)
+  local index, fields = component.index, #component.fields
+  local columns = {}
+  for f = 1, fields do columns[f] = {} end
+  local entry = {present = {}, columns = columns, dirty = {}, marked = {}, fields = fields}
+  local total, first = #order, 1
+  while first <= total do
+    local count = total - first + 1
+    if count > FETCH_CHUNK then count = FETCH_CHUNK end
+    if not take(entry, first, count, h_fetch(index, total, first, count)) then
+      entry = false
+      break
+    end
+    first = first + count
+  end
+  cache[index] = entry
+  return entry
+end
+
+-- The cache entry of `component` and the slot of `entity`; nil when the entity is no instance
+-- of this script or the host cannot provide the values.
+local function cached(component, entity)
+  local slot = slot_of[entity]
+  if slot == nil then return nil end
+  local entry = cache[component.index]
+  if entry == nil then entry = load_entry(component) end
+  if not entry then return nil end
+  return entry, slot
+end
+
+local function mark(entry, slot)
+  if not entry.marked[slot] then
+    entry.marked[slot] = true
+    entry.dirty[#entry.dirty + 1] = slot
+  end
+end
+
+-- The buffered changes of the last batch, one chunk per call: component index, field count,
+-- the entity count n, then n entity ids and one column of n values per field. Nothing once all
+-- were taken (the cache is then reset). The host pulls them: returning many values to Python
+-- is cheap, passing many arguments to a Python function is not.
+local flushing = nil   -- {index, entry, next dirty position} while chunks remain
+local function pending_writes()
+  while true do
+    if flushing == nil then
+      local index, entry = next(cache, nil)
+      while index ~= nil and not (entry and #entry.dirty > 0) do
+        index, entry = next(cache, index)
+      end
+      if index == nil then
+        cache = {}
+        return
+      end
+      flushing = {index, entry, 1}
+    end
+    local index, entry, from = flushing[1], flushing[2], flushing[3]
+    local dirty, columns, fields = entry.dirty, entry.columns, entry.fields
+    local last = from + FETCH_CHUNK - 1
+    if last > #dirty then last = #dirty end
+    local n = last - from + 1
+    local out = {}
+    for j = 1, n do
+      local slot = dirty[from + j - 1]
+      out[j] = order[slot]
+      for f = 1, fields do out[f * n + j] = columns[f][slot] end
+    end
+    if last >= #dirty then
+      entry.dirty = {}
+      flushing = nil
+    else
+      flushing[3] = last + 1
+    end
+    if n > 0 then return index, fields, n, t_unpack(out, 1, n * (fields + 1)) end
+  end
+end
+
+local function checked_get(entity, name)
   need_world("get")
   check_entity("get", entity)
   local component = check_component("get", name, can_read, "readable")
+  local entry, slot = cached(component, entity)
+  if entry then
+    if not entry.present[slot] then return nil end
+    return component.copy(entry.columns, slot)
+  end
   return got(entity, component.fields, h_get(entity, component.index))
 end
 
-function world.set(entity, name, fields)
+local function checked_set(entity, name, fields)
   need_world("set")
   check_entity("set", entity)
   local component = check_component("set", name, can_write, "writable")
   local values = field_values(component, fields, 3)
+  local entry, slot = cached(component, entity)
+  if entry then
+    if not entry.present[slot] then
+      error(s_format("world.set: entity %d has no %s component", entity, name), 2)
+    end
+    local columns = entry.columns
+    for i = 1, #component.fields do
+      local value = values[i]
+      if value ~= nil then columns[i][slot] = value end
+    end
+    mark(entry, slot)
+    return
+  end
   local status = h_set(entity, component.index, t_unpack(values, 1, #component.fields))
   if status ~= 1 then
     if status == 0 then
@@ -207,13 +328,82 @@ function world.set(entity, name, fields)
   end
 end
 
-function world.has(entity, name)
+local function checked_has(entity, name)
   need_world("has")
   check_entity("has", entity)
   local component = check_component("has", name, can_read, "readable")
+  local entry, slot = cached(component, entity)
+  if entry then return entry.present[slot] == true end
   local status = h_has(entity, component.index)
   if status < 0 then unknown_entity("has", entity, status) end
   return status == 1
+end
+
+-- Fast paths: the common case (a granted, known component of one of this script's instances,
+-- within scope) needs no call to the host. Anything else takes the checked path above, which
+-- raises the precise error.
+local readable, writable = {}, {}   -- name -> component, for known and granted components
+
+function world.get(entity, name)
+  local component = readable[name]
+  if component ~= nil and current ~= nil and (scope_any or entity == current)
+      and m_type(entity) == "integer" then
+    local slot = slot_of[entity]
+    if slot ~= nil then
+      local entry = cache[component.index]
+      if entry == nil then entry = load_entry(component) end
+      if entry then
+        if not entry.present[slot] then return nil end
+        return component.copy(entry.columns, slot)
+      end
+    end
+  end
+  return checked_get(entity, name)
+end
+
+function world.has(entity, name)
+  local component = readable[name]
+  if component ~= nil and current ~= nil and (scope_any or entity == current)
+      and m_type(entity) == "integer" then
+    local entry, slot = cached(component, entity)
+    if entry then return entry.present[slot] == true end
+  end
+  return checked_has(entity, name)
+end
+
+function world.set(entity, name, fields)
+  local component = writable[name]
+  if component ~= nil and current ~= nil and (scope_any or entity == current)
+      and m_type(entity) == "integer" and type(fields) == "table" then
+    local slot, entry = slot_of[entity], false
+    if slot ~= nil then
+      entry = cache[component.index]
+      if entry == nil then entry = load_entry(component) end
+    end
+    if entry and entry.present[slot] then
+      -- validate every given field before writing any (floats here; other kinds: checked path)
+      local position, kinds, staged, n = component.position, component.kinds, component.staged, 0
+      for field, value in next, fields do
+        local at = position[field]
+        if at == nil or kinds[at] ~= "float" or type(value) ~= "number" or value ~= value
+            or value == huge or value == -huge then
+          for i = 1, n do staged[i] = nil end
+          return checked_set(entity, name, fields)
+        end
+        staged[n + 1] = at
+        staged[n + 2] = value + 0.0
+        n = n + 2
+      end
+      local columns = entry.columns
+      for i = 1, n, 2 do
+        columns[staged[i]][slot] = staged[i + 1]
+        staged[i], staged[i + 1] = nil, nil
+      end
+      mark(entry, slot)
+      return
+    end
+  end
+  return checked_set(entity, name, fields)
 end
 
 function world.spawn(spec)
@@ -318,22 +508,24 @@ local function handler(e)
   return {kind = kind, message = traceback(e, 2)}
 end
 
+local function record(err, entity, callback)
+  if type(err) ~= "table" then
+    -- Lua calls no message handler for memory errors
+    local kind = err == "not enough memory" and "memory" or "runtime"
+    err = {kind = kind, message = tostring(err)}
+  end
+  err.entity, err.callback = entity, callback
+  errors = errors or {}
+  errors[#errors + 1] = err
+end
+
 local function run(callback, entity, self, ...)
   local fn = rawget(current_env(), callback)
   if type(fn) ~= "function" then return end
   current = entity
   local ok, err = xpcall(fn, handler, self, ...)
   current = nil
-  if not ok then
-    if type(err) ~= "table" then
-      -- Lua calls no message handler for memory errors
-      local kind = err == "not enough memory" and "memory" or "runtime"
-      err = {kind = kind, message = tostring(err)}
-    end
-    err.entity, err.callback = entity, callback
-    errors = errors or {}
-    errors[#errors + 1] = err
-  end
+  if not ok then record(err, entity, callback) end
 end
 
 local function new_tick(tick_no)
@@ -360,37 +552,58 @@ local function insert_ordered(entity)
   order[i + 1] = entity
 end
 
--- One tick of this script: end removed instances, start new ones, update every instance.
+local function renumber()
+  slot_of = {}
+  for i = 1, #order do slot_of[order[i]] = i end
+end
+
+-- One tick of this script: end removed instances, start new ones, update every instance. The
+-- instance list changes first, so that the batch cache covers the instances of this tick.
 local function tick(dt, tick_no, added, removed)
   new_tick(tick_no)
+  cache, flushing = {}, nil
+  local ended, started = nil, nil
   if removed then
+    ended = {}
     for i = 1, #removed do
       local entity = removed[i]
       local self = instances[entity]
       if self then
         instances[entity] = nil
         remove_ordered(entity)
-        run("on_destroy", entity, self)
+        ended[#ended + 1] = entity
+        ended[#ended + 1] = self
       end
     end
   end
   if added then
+    started = {}
     for i = 1, #added do
       local entity = added[i]
       if instances[entity] == nil then
         local self = {entity = entity}
         instances[entity] = self
         insert_ordered(entity)
-        run("on_start", entity, self)
+        started[#started + 1] = entity
       end
     end
+  end
+  if ended or started then renumber() end
+  if ended then
+    for i = 1, #ended, 2 do run("on_destroy", ended[i], ended[i + 1]) end
+  end
+  if started then
+    for i = 1, #started do run("on_start", started[i], instances[started[i]]) end
   end
   local on_update = rawget(current_env(), "on_update")
   if type(on_update) == "function" then
     for i = 1, #order do
       local entity = order[i]
-      run("on_update", entity, instances[entity], dt)
+      current = entity
+      local ok, err = xpcall(on_update, handler, instances[entity], dt)
+      if not ok then record(err, entity, "on_update") end
     end
+    current = nil
   end
   return errors
 end
@@ -398,6 +611,7 @@ end
 -- Deliver queued events: each entry is {target, name, payload}.
 local function deliver(tick_no, events)
   new_tick(tick_no)
+  cache, flushing = {}, nil
   for i = 1, #events do
     local event = events[i]
     local target = event[1]
@@ -410,6 +624,7 @@ end
 -- Call on_reload(self) on every instance after a new version of the code was adopted.
 local function reloaded(tick_no)
   new_tick(tick_no)
+  cache, flushing = {}, nil
   for i = 1, #order do
     local entity = order[i]
     run("on_reload", entity, instances[entity])
@@ -417,18 +632,34 @@ local function reloaded(tick_no)
   return errors
 end
 
+-- copy(columns, slot): a fresh table of one component's fields from the batch cache, built by a
+-- constructor of the right size (field names are quoted with %q).
+local function make_copier(fields)
+  local parts = {}
+  for i = 1, #fields do parts[i] = s_format("[%q] = c[%d][s]", fields[i], i) end
+  return load("local c, s = ... return {" .. t_concat(parts, ", ") .. "}", "=copy", "t", {})
+end
+
 -- The host side: component schemas and the Python functions behind the world API.
-local function attach(schema, get, set, has, spawn, destroy, emit, host_print)
+local function attach(schema, get, set, has, spawn, destroy, emit, host_print, fetch)
   components = {}
   for name, spec in next, schema do
     local position, required = {}, {}
     for i = 1, #spec.fields do position[spec.fields[i]] = i end
     for i = 1, #spec.required do required[spec.required[i]] = true end
-    components[name] = {name = name, index = spec.index, fields = spec.fields,
-                        kinds = spec.kinds, position = position, required = required}
+    local component = {name = name, index = spec.index, fields = spec.fields,
+                       kinds = spec.kinds, position = position, required = required,
+                       copy = make_copier(spec.fields), staged = {}}
+    components[name] = component
   end
-  h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print =
-    get, set, has, spawn, destroy, emit, host_print
+  readable, writable = {}, {}
+  for name, component in next, components do
+    if can_read[name] then readable[name] = component end
+    if can_write[name] then writable[name] = component end
+  end
+  h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print, h_fetch =
+    get, set, has, spawn, destroy, emit, host_print, fetch
+  cache = {}
 end
 
 local function last_entity()
@@ -445,4 +676,5 @@ local function instance_list()
 end
 
 return {tick = tick, deliver = deliver, reloaded = reloaded, attach = attach,
-        last_entity = last_entity, instance_list = instance_list}
+        last_entity = last_entity, instance_list = instance_list,
+        pending_writes = pending_writes}

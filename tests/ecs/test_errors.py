@@ -143,12 +143,13 @@ def test_a_python_exception_in_a_host_function_is_recorded(ecs_engine: ScriptEng
         end""", permissions=Permissions(read={"Fragile"}, write={"Fragile"}))
     fragile = Fragile()
     object.__setattr__(fragile, "locked", True)
-    esper.create_entity(fragile, Script("writer"))
+    entity = esper.create_entity(fragile, Script("writer"))
     esper.process(0.1)
     status = manager.status("writer")
     assert status.error_count == 1
     assert "fragile component refuses writes" in str(status.last_error)
-    assert "failed in the host" in console_texts("info")[0]
+    assert status.last_error is not None and status.last_error.entity == entity
+    assert "failed in the host" in console_texts("error")[0]
     esper.process(0.1)
     assert manager.status("writer").enabled
     manager.unload("writer")
