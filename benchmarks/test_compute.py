@@ -1,7 +1,7 @@
 """Sandboxed execution against a plain lupa.lua54.LuaRuntime on compute-heavy Lua.
 
 Run: pytest benchmarks/ --benchmark-json=benchmarks/results/compute.json
-The interleaved ratio report: python benchmarks/compute_ratios.py
+The interleaved ratio report with the targets: engine-scripting bench
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Any
 import lupa.lua54 as lua54
 import pytest
 
-from benchmarks.workloads import WORKLOADS
 from engine_scripting import ScriptEngine, ScriptResourceLimits
+from engine_scripting.bench.workloads import WORKLOADS
 
 LIMITS = ScriptResourceLimits(max_memory_mb=256, max_execution_time_ms=60_000)
 

@@ -8,11 +8,11 @@ file-level code can already refer to `world`; the system attaches the host side 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
 from types import MappingProxyType
 from typing import Any
 
 from engine_scripting.context import ScriptContext
+from engine_scripting.engine import compile_chunk
 from engine_scripting.permissions import Permissions
 
 # Caps on what scripts hand to the world API. Larger values get a Lua error.
@@ -26,8 +26,8 @@ WORLD_CAPS = MappingProxyType({
 
 
 def world_source() -> bytes:
-    """The text of world.lua (read once by each ScriptManager)."""
-    return files("engine_scripting").joinpath("lua/world.lua").read_bytes()
+    """world.lua, precompiled (once by each ScriptManager)."""
+    return compile_chunk("lua/world.lua", "world")
 
 
 @dataclass(frozen=True, slots=True)

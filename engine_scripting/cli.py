@@ -3,6 +3,9 @@
 ``engine-scripting run FILE.lua [--memory-mb N] [--time-ms N] [--recursion N]`` runs a file in a
 fresh sandbox and prints its returned value(s). On a ScriptError it prints ``ErrorClass: message``
 to stderr and exits 1.
+
+``engine-scripting bench [--quick] [--json PATH]`` measures per-frame costs and prints the
+ratios against the project's overhead targets.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--memory-mb", type=float, default=defaults.max_memory_mb)
     run.add_argument("--time-ms", type=float, default=defaults.max_execution_time_ms)
     run.add_argument("--recursion", type=int, default=defaults.max_recursion_depth)
+    bench = commands.add_parser("bench", help="measure per-frame costs against the targets")
+    bench.add_argument("--quick", action="store_true", help="a short run (fewer entities)")
+    bench.add_argument("--json", type=Path, help="also write the figures as JSON here")
     return parser
 
 
@@ -60,6 +66,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from engine_scripting.bench.report import format_report, run
+
+    report = run(args.quick, _progress)
+    _out(format_report(report))
+    if args.json is not None:
+        args.json.write_text(json.dumps(report.as_dict(), indent=2) + "\n")
+    return 0
+
+
+def _progress(step: str) -> None:
+    sys.stderr.write(f"measuring {step}...\n")
+
+
 def _out(text: str) -> None:
     sys.stdout.write(text + "\n")
 
@@ -73,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command == "run":
         return _run(args)
+    if args.command == "bench":
+        return _bench(args)
     return 2  # pragma: no cover - argparse requires a command
 
 

@@ -180,7 +180,8 @@ class ScriptContext:
         self._values(self._run(self._stage, code, name), compiling=True)
 
     def install(self, source: bytes, chunk_name: str, *args: object) -> Any:
-        """Run a trusted Lua chunk that extends this context (for engine_scripting's own APIs).
+        """Run a trusted, precompiled Lua chunk that extends this context (for
+        engine_scripting's own APIs; see ``engine.compile_chunk``).
 
         The chunk receives the sandbox's kit of original functions and ``args``; whatever it
         returns comes back as raw lupa values. Never pass script-supplied code here.

@@ -103,9 +103,15 @@ class ScriptEngine:
             self._watchdog.close()
 
 
-def _compile_setup() -> bytes:
-    source = files("engine_scripting").joinpath("lua/sandbox.lua").read_bytes()
+def compile_chunk(resource: str, chunk_name: str) -> bytes:
+    """Precompile one of the package's trusted Lua files (e.g. "lua/world.lua") to bytecode
+    without debug information: smaller in every state, and its lines never show in errors."""
+    source = files("engine_scripting").joinpath(resource).read_bytes()
     runtime = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
-    dump = runtime.eval("function(src) return string.dump(assert(load(src, '=sandbox')), true) end")
-    chunk: bytes = dump(source)
+    dump = runtime.eval("function(src, name) return string.dump(assert(load(src, name)), true) end")
+    chunk: bytes = dump(source, b"=" + chunk_name.encode())
     return chunk
+
+
+def _compile_setup() -> bytes:
+    return compile_chunk("lua/sandbox.lua", "sandbox")

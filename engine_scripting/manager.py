@@ -91,15 +91,14 @@ class ScriptManager:
     """Loads, reloads, unloads, enables and disables scripts; the only place scripts live.
 
     Args:
-        engine: the ScriptEngine whose sandboxes run the scripts.
+        engine: the ScriptEngine whose sandboxes run the scripts. A trusted engine runs them
+            without sandbox or limits: only for engine-owned scripts and for baselines.
         max_consecutive_failures: a script that fails this many ticks in a row is disabled.
         console_lines_per_tick: console lines each script may print per tick.
     """
 
     def __init__(self, engine: ScriptEngine, *, max_consecutive_failures: int = 10,
                  console_lines_per_tick: int = 20) -> None:
-        if engine.trusted:
-            raise ScriptError("ScriptManager needs a sandboxed engine, not a trusted one")
         if max_consecutive_failures < 1:
             raise ValueError("max_consecutive_failures must be at least 1")
         self.engine = engine

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -25,7 +26,8 @@ class Permissions:
     """The grants of one script. ``Permissions()`` grants nothing beyond ``print``.
 
     Attributes:
-        read: component names the script may ``world.get`` and ``world.has``.
+        read: component names the script may ``world.get`` and ``world.has`` (any set of
+            names; stored as a frozenset, as are ``write`` and ``emit``).
         write: component names the script may ``world.set``.
         scope: "self" limits every world operation to the script's own entity; "any" allows
             any entity.
@@ -36,12 +38,12 @@ class Permissions:
     Raises TypeError or ValueError for malformed grants.
     """
 
-    read: frozenset[str] = field(default_factory=frozenset)
-    write: frozenset[str] = field(default_factory=frozenset)
+    read: AbstractSet[str] = field(default_factory=frozenset)
+    write: AbstractSet[str] = field(default_factory=frozenset)
     scope: Scope = "self"
     spawn: bool = False
     destroy: bool = False
-    emit: frozenset[str] = field(default_factory=frozenset)
+    emit: AbstractSet[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         for name in ("read", "write", "emit"):

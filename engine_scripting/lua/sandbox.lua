@@ -1030,8 +1030,10 @@ local kit = {
   end,
 }
 
-local function install(source, chunkname, ...)
-  local fn = assert(load(source, chunkname, "t", {}))
+-- `chunk`: bytecode the host precompiled from one of its own files (engine.compile_chunk); never
+-- anything a script supplied.
+local function install(chunk, chunkname, ...)
+  local fn = assert(load(chunk, chunkname, "b", {}))
   return fn(kit, ...)
 end
 

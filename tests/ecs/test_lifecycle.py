@@ -59,9 +59,18 @@ def test_status_of_unknown_script_is_an_error(manager: ScriptManager) -> None:
         manager.status("ghost")
 
 
-def test_a_trusted_engine_cannot_back_a_manager() -> None:
-    with pytest.raises(ScriptError):
-        ScriptManager(ScriptEngine(trusted=True))
+def test_a_trusted_engine_runs_scripts_without_a_sandbox(world: str) -> None:
+    manager = ScriptManager(ScriptEngine(trusted=True))
+    esper.add_processor(ScriptSystem(manager, components=[Position]))
+    manager.load("baseline", """
+        function on_update(self)
+          local p = world.get(self.entity, "Position")
+          world.set(self.entity, "Position", {x = p.x + 1, y = os.time() > 0 and 1 or 0})
+        end""", permissions=ALL)
+    entity = esper.create_entity(Position(0.0, 0.0), Script("baseline"))
+    esper.process(0.1)
+    assert esper.component_for_entity(entity, Position) == Position(1.0, 1.0)
+    manager.unload("baseline")
 
 
 def test_one_manager_serves_one_system(manager: ScriptManager, system: ScriptSystem) -> None:

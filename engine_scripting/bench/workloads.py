@@ -1,4 +1,4 @@
-"""Compute-heavy Lua workloads shared by the benchmarks and the ratio report."""
+"""Compute-heavy Lua workloads: sandboxed contexts against a plain lupa.lua54.LuaRuntime."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Benchmark scenes and the ``engine-scripting bench`` report (see docs/performance.md)."""

@@ -1,0 +1,248 @@
+"""The ``engine-scripting bench`` report: per-frame costs and the overhead targets.
+
+Every ratio is measured interleaved in one process (rounds rotate over the worlds being
+compared; figures are medians), because the machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import esper
+import lupa.lua54 as lua54
+
+from engine_scripting.bench.scenes import LIMITS, SCENES, build_scene, drop_scene
+from engine_scripting.bench.workloads import WORKLOADS
+from engine_scripting.engine import ScriptEngine
+from engine_scripting.manager import ScriptManager
+
+
+@dataclass(frozen=True, slots=True)
+class SceneFigure:
+    """One scene at one entity count: microseconds per entity per frame."""
+
+    scene: str
+    entities: int
+    sandboxed_us: float
+    trusted_us: float
+    plain_us: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One row of the targets table."""
+
+    figure: str
+    measured: float
+    target: float
+    detail: str
+
+    @property
+    def met(self) -> bool:
+        """Whether the measured ratio is within the target."""
+        return self.measured <= self.target
+
+
+@dataclass(slots=True)
+class Report:
+    """Everything ``engine-scripting bench`` measured."""
+
+    scenes: list[SceneFigure] = field(default_factory=list)
+    bare_call_us: dict[int, float] = field(default_factory=dict)
+    compute: dict[str, float] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
+    load_count: int = 0
+    load_ms_each: float = 0.0
+    load_kib_each: float = 0.0
+    context_us: float = 0.0
+    context_kib: float = 0.0
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain data, for JSON."""
+        data = asdict(self)
+        data["targets"] = [{**asdict(t), "met": t.met} for t in self.targets]
+        return data
+
+
+def _median_frame_us(worlds: dict[str, str], counts: dict[str, int],
+                     rounds: int) -> dict[str, float]:
+    """Median per-entity frame time of each world; a sample runs enough frames to last about
+    2,000 entity updates, so small worlds are not lost in timer noise."""
+    keys = list(worlds)
+    samples: dict[str, list[float]] = {key: [] for key in keys}
+    frames = {key: max(1, 2000 // counts[key]) for key in keys}
+    for index in range(rounds):
+        for offset in range(len(keys)):
+            key = keys[(index + offset) % len(keys)]
+            esper.switch_world(worlds[key])
+            started = time.perf_counter()
+            for _ in range(frames[key]):
+                esper.process(0.016)
+            samples[key].append((time.perf_counter() - started) / frames[key])
+    return {key: statistics.median(values) / counts[key] * 1e6
+            for key, values in samples.items()}
+
+
+def _bare_call_us(count: int, rounds: int) -> float:
+    """One plain lupa call f(table, dt) per entity: the floor of a per-entity callback."""
+    runtime = lua54.LuaRuntime()
+    update = runtime.eval("function(self, dt) end")
+    tables = [runtime.table_from({"entity": index}) for index in range(count)]
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for table in tables:
+            update(table, 0.016)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) / count * 1e6
+
+
+def measure_scenes(counts: Sequence[int], rounds: int, report: Report,
+                   progress: Callable[[str], None]) -> None:
+    """Time every scene at every count: sandboxed, trusted (and plain for movers), each scene's
+    variants interleaved with each other only."""
+    sandboxed, trusted = ScriptEngine(LIMITS), ScriptEngine(trusted=True)
+    try:
+        for count in counts:
+            progress(f"scenes at {count} entities")
+            for scene in SCENES:
+                worlds = {"sandboxed": build_scene(scene, count, sandboxed),
+                          "trusted": build_scene(scene, count, trusted)}
+                if scene == "movers":
+                    worlds["plain"] = build_scene(scene, count, None)
+                per_entity = _median_frame_us(worlds, dict.fromkeys(worlds, count), rounds)
+                report.scenes.append(SceneFigure(
+                    scene=scene, entities=count, sandboxed_us=per_entity["sandboxed"],
+                    trusted_us=per_entity["trusted"], plain_us=per_entity.get("plain"),
+                ))
+                for name in worlds.values():
+                    drop_scene(name)
+                gc.collect()
+            report.bare_call_us[count] = _bare_call_us(count, rounds)
+    finally:
+        sandboxed.close()
+
+
+def measure_compute(rounds: int, report: Report) -> None:
+    """Sandboxed context against a plain lupa.lua54.LuaRuntime on compute-heavy Lua."""
+    engine = ScriptEngine(LIMITS)
+    context = engine.create_context("bench")
+    plain = lua54.LuaRuntime()
+    try:
+        for name, source in WORKLOADS.items():
+            plain_times: list[float] = []
+            sandbox_times: list[float] = []
+            for index in range(rounds):
+                gc.collect()
+                order = [(plain.execute, plain_times), (context.execute, sandbox_times)]
+                for run, times in (order if index % 2 else order[::-1]):
+                    started = time.perf_counter()
+                    run(source)
+                    times.append(time.perf_counter() - started)
+            report.compute[name] = statistics.median(sandbox_times) / statistics.median(
+                plain_times)
+        count = 200
+        started = time.perf_counter()
+        contexts = [engine.create_context(f"c{index}") for index in range(count)]
+        report.context_us = (time.perf_counter() - started) / count * 1e6
+        report.context_kib = statistics.median(c.memory_used for c in contexts) / 1024
+    finally:
+        context.close()
+        engine.close()
+
+
+def measure_loading(count: int, report: Report) -> None:
+    """Load ``count`` distinct scripts (one context each): time and memory per script."""
+    engine = ScriptEngine(LIMITS)
+    manager = ScriptManager(engine)
+    gc.collect()
+    tracemalloc.start()
+    started = time.perf_counter()
+    for index in range(count):
+        manager.load(f"script{index}", f"""
+            local speed = {index}
+            function on_update(self, dt) self.t = (self.t or 0) + dt * speed end""")
+    elapsed = time.perf_counter() - started
+    python_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    lua_bytes = sum(manager.status(name).memory_used for name in manager.names())
+    report.load_count = count
+    report.load_ms_each = elapsed / count * 1e3
+    report.load_kib_each = (lua_bytes + python_bytes) / count / 1024
+    for name in manager.names():
+        manager.unload(name)
+    engine.close()
+
+
+def evaluate(report: Report) -> None:
+    """Fill in the targets table from the measurements."""
+    by_key = {(f.scene, f.entities): f for f in report.scenes}
+    counts = sorted({f.entities for f in report.scenes})
+    worst_tax = max((f.sandboxed_us / f.trusted_us, f) for f in report.scenes if f.entities >= 100)
+    report.targets.append(Target(
+        "security tax", worst_tax[0], 1.05,
+        f"worst scene, sandboxed vs trusted ({worst_tax[1].scene}, "
+        f"{worst_tax[1].entities} entities)"))
+    big = max(counts)
+    movers = by_key[("movers", big)]
+    assert movers.plain_us is not None
+    report.targets.append(Target(
+        "vs plain Python", movers.sandboxed_us / movers.plain_us, 5.0,
+        f"movers at {big} entities vs a hand-written Processor (first milestone 10x)"))
+    empty = by_key[("empty", big)]
+    report.targets.append(Target(
+        "system overhead", empty.sandboxed_us / report.bare_call_us[big], 2.0,
+        f"empty on_update at {big} entities vs one bare lupa call f(table, dt)"))
+    if 1000 in counts and 10000 in counts:
+        worst_scaling = max(by_key[(scene, 10000)].sandboxed_us * 10000
+                            / (by_key[(scene, 1000)].sandboxed_us * 1000) for scene in SCENES)
+        report.targets.append(Target(
+            "scaling", worst_scaling, 11.0, "frame time at 10,000 vs 1,000 entities, worst scene"))
+    geomean = math.exp(sum(math.log(r) for r in report.compute.values()) / len(report.compute))
+    report.targets.append(Target(
+        "compute", geomean, 1.05, "geometric mean, sandboxed vs plain lupa.lua54.LuaRuntime"))
+
+
+def run(quick: bool, progress: Callable[[str], None]) -> Report:
+    """Measure everything; ``quick`` uses fewer entities, rounds and scripts."""
+    report = Report()
+    counts = (1, 100, 1000) if quick else (1, 100, 1000, 10000)
+    measure_scenes(counts, 9 if quick else 21, report, progress)
+    progress("compute workloads")
+    measure_compute(3 if quick else 9, report)
+    progress("loading scripts")
+    measure_loading(200 if quick else 1000, report)
+    evaluate(report)
+    return report
+
+
+def format_report(report: Report) -> str:
+    """The report as text tables."""
+    lines = ["Per entity per frame (us); ratios measured interleaved in one process", "",
+             f"{'scene':<8}{'entities':>9}{'sandboxed':>11}{'trusted':>9}{'tax':>7}"
+             f"{'plain':>8}{'vs plain':>10}"]
+    for f in report.scenes:
+        plain = f"{f.plain_us:>8.3f}{f.sandboxed_us / f.plain_us:>9.1f}x" if f.plain_us else ""
+        lines.append(f"{f.scene:<8}{f.entities:>9}{f.sandboxed_us:>11.3f}{f.trusted_us:>9.3f}"
+                     f"{f.sandboxed_us / f.trusted_us:>7.2f}{plain}")
+    lines.append("")
+    lines.append("bare lupa call f(table, dt) per entity: " + ", ".join(
+        f"{count}: {us:.3f} us" for count, us in sorted(report.bare_call_us.items())))
+    lines.append("compute, sandboxed vs plain lupa: " + ", ".join(
+        f"{name} {ratio:.3f}" for name, ratio in report.compute.items()))
+    lines.append(f"context creation: {report.context_us:.0f} us, {report.context_kib:.1f} KiB "
+                 "of Lua memory each")
+    lines.append(f"loading {report.load_count} distinct scripts: {report.load_ms_each:.3f} ms "
+                 f"and {report.load_kib_each:.1f} KiB each")
+    lines.append("")
+    lines.append(f"{'figure':<18}{'measured':>10}{'target':>9}  {'':<4}detail")
+    for t in report.targets:
+        lines.append(f"{t.figure:<18}{t.measured:>10.3f}{t.target:>9.2f}  "
+                     f"{'ok' if t.met else 'OVER':<4}{t.detail}")
+    return "\n".join(lines)
