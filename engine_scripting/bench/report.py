@@ -184,7 +184,9 @@ def evaluate(report: Report) -> None:
     """Fill in the targets table from the measurements."""
     by_key = {(f.scene, f.entities): f for f in report.scenes}
     counts = sorted({f.entities for f in report.scenes})
-    worst_tax = max((f.sandboxed_us / f.trusted_us, f) for f in report.scenes if f.entities >= 100)
+    # one-entity frames are fixed costs, not per-entity taxes: leave them out when there is more
+    taxed = [f for f in report.scenes if f.entities >= 100] or report.scenes
+    worst_tax = max(((f.sandboxed_us / f.trusted_us, f) for f in taxed), key=lambda pair: pair[0])
     report.targets.append(Target(
         "security tax", worst_tax[0], 1.05,
         f"worst scene, sandboxed vs trusted ({worst_tax[1].scene}, "
