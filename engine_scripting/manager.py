@@ -38,10 +38,13 @@ class ScriptStatus:
         disabled_reason: why it was disabled, or None while enabled.
         path: the file it was loaded from, or None.
         version: 1 at load, plus one per successful reload.
-        calls: calls into the script's context by the system (one per tick and batch).
-        total_time_s: wall time of those calls.
-        max_time_s: the longest of them.
+        calls: ticks in which the system ran the script.
+        total_time_s: wall time the script took in those ticks (all its instances and batches).
+        max_time_s: the longest of those ticks.
         memory_used: bytes its Lua state uses now.
+        instances: entities running the script, as of its last tick.
+
+    ``total_time_s / calls`` is the average time per tick.
     """
 
     name: str
@@ -56,6 +59,12 @@ class ScriptStatus:
     total_time_s: float
     max_time_s: float
     memory_used: int
+    instances: int
+
+    @property
+    def average_time_s(self) -> float:
+        """Mean wall time per tick."""
+        return self.total_time_s / self.calls if self.calls else 0.0
 
 
 class ManagedScript:
@@ -63,7 +72,7 @@ class ManagedScript:
 
     __slots__ = (
         "api", "calls", "consecutive_failures", "context", "disabled_reason", "enabled",
-        "error_count", "last_error", "max_time_s", "modified_ns", "name", "path",
+        "error_count", "instances", "last_error", "max_time_s", "modified_ns", "name", "path",
         "permissions", "reload_pending", "total_time_s", "version",
     )
 
@@ -85,6 +94,7 @@ class ManagedScript:
         self.calls = 0
         self.total_time_s = 0.0
         self.max_time_s = 0.0
+        self.instances = 0
 
 
 class ScriptManager:
@@ -190,8 +200,12 @@ class ScriptManager:
             disabled_reason=record.disabled_reason,
             path=str(record.path) if record.path else None, version=record.version,
             calls=record.calls, total_time_s=record.total_time_s, max_time_s=record.max_time_s,
-            memory_used=record.context.memory_used,
+            memory_used=record.context.memory_used, instances=record.instances,
         )
+
+    def statuses(self) -> tuple[ScriptStatus, ...]:
+        """Every script's status, in load order: the per-script profile of the game."""
+        return tuple(self.status(name) for name in self._scripts)
 
     def names(self) -> tuple[str, ...]:
         """Loaded script names, in load order."""
@@ -218,15 +232,37 @@ class ScriptManager:
                 changed.append(record.name)
         return tuple(changed)
 
+    def reload_changed(self) -> tuple[str, ...]:
+        """Reload every script whose file changed (hot reload); return the names reloaded.
+
+        A failed reload keeps the old version running and records the error; the same file
+        version is not tried again.
+        """
+        reloaded = []
+        for name in self.changed_files():
+            record = self._scripts[name]
+            try:
+                self.reload(name)
+            except ScriptError:
+                assert record.path is not None
+                try:
+                    record.modified_ns = os.stat(record.path).st_mtime_ns
+                except OSError:
+                    record.modified_ns = None
+                continue
+            reloaded.append(name)
+        return tuple(reloaded)
+
     # -- for the ScriptSystem -----------------------------------------------------------------
     def running(self, name: str) -> ManagedScript | None:
         """The record of a loaded script, or None. For the ScriptSystem only."""
         return self._scripts.get(name)
 
-    def record_call(self, record: ManagedScript, elapsed_s: float) -> None:
-        """Count one call into the script's context and its wall time."""
+    def record_time(self, record: ManagedScript, elapsed_s: float, instances: int) -> None:
+        """Count one tick of the script, its wall time and how many instances it ran."""
         record.calls += 1
         record.total_time_s += elapsed_s
+        record.instances = instances
         if elapsed_s > record.max_time_s:
             record.max_time_s = elapsed_s
 

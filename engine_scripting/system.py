@@ -62,6 +62,10 @@ class ScriptSystem(esper.Processor):
         max_spawns_per_tick: entities one script may spawn per tick.
         max_logged_errors: errors logged per script per tick; the rest are counted in one event
             (all of them are recorded in the manager's status).
+        hot_reload_interval_s: how often scripts loaded from files are checked for changes
+            (between ticks); None turns hot reload off.
+        profiling: time each script's tick (the stats in ``ScriptManager.status``). It costs
+            two clock reads per script and tick, so it is on by default.
     """
 
     def __init__(
@@ -73,6 +77,8 @@ class ScriptSystem(esper.Processor):
         event_queue_maxlen: int = 1024,
         max_spawns_per_tick: int = 64,
         max_logged_errors: int = 5,
+        hot_reload_interval_s: float | None = 0.5,
+        profiling: bool = True,
     ) -> None:
         if getattr(manager, "system", None) is not None:
             raise ScriptError("this ScriptManager already serves a ScriptSystem")
@@ -81,6 +87,9 @@ class ScriptSystem(esper.Processor):
         self.schemas: tuple[ComponentSchema, ...] = build_schemas(tuple(components))
         self.max_spawns_per_tick = max_spawns_per_tick
         self.max_logged_errors = max_logged_errors
+        self.hot_reload_interval_s = hot_reload_interval_s
+        self.profiling = profiling
+        self._next_reload_check = 0.0
         self._console_maxlen = console_maxlen
         self._queue_maxlen = event_queue_maxlen
         self._schema_spec = {
@@ -105,6 +114,11 @@ class ScriptSystem(esper.Processor):
             raise ValueError(f"dt must be a finite number, not {dt!r}")
         self.tick += 1
         self._find_resources()
+        if self.hot_reload_interval_s is not None:
+            now = time.monotonic()
+            if now >= self._next_reload_check:
+                self._next_reload_check = now + self.hot_reload_interval_s
+                self.manager.reload_changed()
         links: dict[str, list[int]] = {}
         for entity, link in esper.get_component(Script):
             links.setdefault(link.name, []).append(entity)
@@ -123,6 +137,7 @@ class ScriptSystem(esper.Processor):
                     deliveries: list[list[object]] | None, dt: float) -> None:
         if not record.enabled:
             return
+        started = time.perf_counter() if self.profiling else 0.0
         name, api = record.name, record.api
         if self._attached.get(name) is not record:
             self._attach(record)
@@ -155,13 +170,15 @@ class ScriptSystem(esper.Processor):
             listed: Any = api.instance_list()
             self._instances[name] = {int(listed[i]) for i in range(1, len(listed) + 1)}
         errors.extend(self._host_errors.pop(name, ()))
+        if self.profiling:
+            self.manager.record_time(record, time.perf_counter() - started,
+                                     len(self._instances.get(name, ())))
         self._report(record, errors)
         self.manager.record_tick(record, errors)
 
     def _call(self, record: ManagedScript, function: Any, errors: list[ScriptError],
               *args: object) -> bool:
         """One batch call into the script's context; False when it stopped part-way."""
-        started = time.perf_counter()
         try:
             result = record.context.invoke(function, *args)
         except ScriptError as error:
@@ -170,7 +187,6 @@ class ScriptSystem(esper.Processor):
             return False
         finally:
             self._flush(record, errors)
-            self.manager.record_call(record, time.perf_counter() - started)
         failures = result[0] if result else None
         if failures is not None:
             errors.extend(self._instance_errors(record.name, failures))

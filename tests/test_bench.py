@@ -9,6 +9,7 @@ from engine_scripting.bench.report import (
     evaluate,
     format_report,
     measure_compute,
+    measure_profiling,
     measure_loading,
     measure_scenes,
 )
@@ -19,6 +20,7 @@ def test_the_report_measures_and_formats_every_figure() -> None:
     report = Report()
     steps: list[str] = []
     measure_scenes((1, 20), 1, report, steps.append)
+    measure_profiling(10, 1, report)
     measure_compute(1, report)
     measure_loading(5, report)
     evaluate(report)

@@ -62,6 +62,7 @@ class Report:
     load_kib_each: float = 0.0
     context_us: float = 0.0
     context_kib: float = 0.0
+    profiling_ratio: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
         """Plain data, for JSON."""
@@ -127,6 +128,18 @@ def measure_scenes(counts: Sequence[int], rounds: int, report: Report,
             report.bare_call_us[count] = _bare_call_us(count, rounds)
     finally:
         sandboxed.close()
+
+
+def measure_profiling(count: int, rounds: int, report: Report) -> None:
+    """The empty scene (the least work per tick) with per-script profiling on against off."""
+    engine = ScriptEngine(LIMITS)
+    worlds = {"on": build_scene("empty", count, engine, profiling=True),
+              "off": build_scene("empty", count, engine, profiling=False)}
+    per_entity = _median_frame_us(worlds, dict.fromkeys(worlds, count), rounds)
+    report.profiling_ratio = per_entity["on"] / per_entity["off"]
+    for name in worlds.values():
+        drop_scene(name)
+    engine.close()
 
 
 def measure_compute(rounds: int, report: Report) -> None:
@@ -216,6 +229,8 @@ def run(quick: bool, progress: Callable[[str], None]) -> Report:
     report = Report()
     counts = (1, 100, 1000) if quick else (1, 100, 1000, 10000)
     measure_scenes(counts, 9 if quick else 21, report, progress)
+    progress("profiling overhead")
+    measure_profiling(100, 9 if quick else 21, report)
     progress("compute workloads")
     measure_compute(3 if quick else 9, report)
     progress("loading scripts")
@@ -242,6 +257,8 @@ def format_report(report: Report) -> str:
                  "of Lua memory each")
     lines.append(f"loading {report.load_count} distinct scripts: {report.load_ms_each:.3f} ms "
                  f"and {report.load_kib_each:.1f} KiB each")
+    lines.append(f"per-script profiling on vs off (empty scene, 100 entities): "
+                 f"{report.profiling_ratio:.3f}")
     lines.append("")
     lines.append(f"{'figure':<18}{'measured':>10}{'target':>9}  {'':<4}detail")
     for t in report.targets:

@@ -99,11 +99,13 @@ class PlainMovers(esper.Processor):
             position.y += velocity.y * dt
 
 
-def build_scene(scene: str, count: int, engine: ScriptEngine | None) -> str:
+def build_scene(scene: str, count: int, engine: ScriptEngine | None,
+                profiling: bool = True) -> str:
     """Create a world holding ``count`` entities of ``scene``; return the world's name.
 
-    ``engine`` None builds the hand-written twin (movers only). The world is left current; one
-    frame has already run, so every instance has started.
+    ``engine`` None builds the hand-written twin (movers only). ``profiling`` is passed to the
+    ScriptSystem. The world is left current; one frame has already run, so every instance has
+    started.
     """
     name = f"bench-{scene}-{count}-{next(_worlds)}"
     esper.switch_world(name)
@@ -114,7 +116,8 @@ def build_scene(scene: str, count: int, engine: ScriptEngine | None) -> str:
     else:
         manager = ScriptManager(engine)
         manager.load(scene, SCRIPTS[scene], permissions=GRANTS)
-        esper.add_processor(ScriptSystem(manager, components=[Position, Velocity, Target]))
+        esper.add_processor(ScriptSystem(manager, components=[Position, Velocity, Target],
+                                         profiling=profiling))
     for index in range(count):
         parts: list[object] = [Position(float(index % 100), float(index % 37)),
                                Velocity(1.0 + index % 3, 0.5), Target()]
