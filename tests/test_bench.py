@@ -9,8 +9,8 @@ from engine_scripting.bench.report import (
     evaluate,
     format_report,
     measure_compute,
-    measure_profiling,
     measure_loading,
+    measure_profiling,
     measure_scenes,
 )
 
