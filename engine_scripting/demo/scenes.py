@@ -1,0 +1,139 @@
+"""The demo scenes: which scripts each loads, with which grants, and the entities it starts with.
+
+1. fountain: a spawner script and hundreds of particle scripts that end themselves;
+2. hunt: predators and prey whose scripts only talk through events;
+3. rogue: well-behaved orbiters beside hostile scripts (an infinite loop, a memory bomb, a
+   permission violation, escape attempts, a console flood) that are stopped and disabled.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from types import MappingProxyType
+
+import esper
+
+from engine_scripting.components import Script
+from engine_scripting.manager import ScriptManager
+from engine_scripting.permissions import Permissions
+
+
+@dataclass(slots=True)
+class Position:
+    x: float
+    y: float
+
+
+@dataclass(slots=True)
+class Velocity:
+    x: float = 0.0
+    y: float = 0.0
+
+
+@dataclass(slots=True)
+class Appearance:
+    r: int = 255
+    g: int = 255
+    b: int = 255
+    size: float = 1.5
+
+
+@dataclass(slots=True)
+class Life:
+    remaining: float = 1.0
+
+
+COMPONENTS = (Position, Velocity, Appearance, Life)
+BODY = frozenset({"Position", "Velocity", "Appearance", "Life"})
+
+
+@dataclass(frozen=True, slots=True)
+class DemoScript:
+    """A script file of the demo and its grants."""
+
+    name: str
+    permissions: Permissions
+
+
+@dataclass(frozen=True, slots=True)
+class Scene:
+    """A demo scene: its scripts and a function that creates its starting entities."""
+
+    name: str
+    description: str
+    scripts: tuple[DemoScript, ...]
+    populate: Callable[[random.Random], None]
+
+
+def script_path(name: str) -> Path:
+    """The file of a demo script (shipped inside the package)."""
+    return Path(str(files("engine_scripting").joinpath(f"demo/lua/{name}.lua")))
+
+
+def load_scripts(manager: ScriptManager, scene: Scene) -> None:
+    """Load a scene's scripts from their files (so hot reload works on them)."""
+    for script in scene.scripts:
+        manager.load(script.name, path=script_path(script.name),
+                     permissions=script.permissions)
+
+
+def _fountain(rng: random.Random) -> None:
+    esper.create_entity(Position(50.0, 8.0), Appearance(90, 160, 255, 3.0), Script("spawner"))
+
+
+def _hunt(rng: random.Random) -> None:
+    esper.create_entity(Position(50.0, 50.0), Appearance(150, 110, 60, 4.0), Script("nest"))
+    for _ in range(40):
+        esper.create_entity(Position(rng.uniform(5, 95), rng.uniform(5, 95)),
+                            Appearance(120, 220, 120, 1.5), Script("prey"))
+    for _ in range(4):
+        esper.create_entity(Position(rng.uniform(5, 95), rng.uniform(5, 95)),
+                            Appearance(240, 80, 60, 2.0), Script("predator"))
+
+
+ROGUES = ("looper", "bomb", "thief", "escaper", "flooder")
+
+
+def _rogue(rng: random.Random) -> None:
+    for index in range(24):
+        radius = 12 + (index % 6) * 6
+        angle = index * 0.9
+        esper.create_entity(Position(50 + radius * math.cos(angle), 50 + radius * math.sin(angle)),
+                            Appearance(110, 190, 255, 1.6), Script("orbiter"))
+    for index, name in enumerate(ROGUES):
+        esper.create_entity(Position(12.0 + index * 19, 92.0), Appearance(255, 70, 70, 2.5),
+                            Script(name))
+
+
+_SELF_BODY = Permissions(read=BODY, write=BODY, destroy=True)
+
+SCENES: MappingProxyType[str, Scene] = MappingProxyType({
+    "fountain": Scene(
+        "fountain", "particles: a spawner script and hundreds of short-lived particle scripts",
+        (DemoScript("spawner", Permissions(read=BODY, write=BODY, spawn=True, destroy=True)),
+         DemoScript("particle", _SELF_BODY)),
+        _fountain,
+    ),
+    "hunt": Scene(
+        "hunt", "predators and prey whose scripts only talk through events",
+        (DemoScript("prey", Permissions(read={"Position"}, write={"Position"}, destroy=True,
+                                        emit={"prey_here", "prey_eaten"})),
+         DemoScript("predator", Permissions(read={"Position"}, write={"Position", "Appearance"},
+                                            emit={"caught"})),
+         DemoScript("nest", Permissions(read={"Position", "Appearance"},
+                                        write={"Position", "Appearance"}, spawn=True,
+                                        destroy=True, emit={"prey_here", "prey_eaten"}))),
+        _hunt,
+    ),
+    "rogue": Scene(
+        "rogue", "hostile mods (loop, memory bomb, theft, escapes, flood) beside good scripts",
+        (DemoScript("orbiter", Permissions(read={"Position"}, write={"Position"})),
+         *(DemoScript(name, Permissions(read={"Position"})) for name in ROGUES)),
+        _rogue,
+    ),
+})

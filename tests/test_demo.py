@@ -1,0 +1,79 @@
+"""The demo scenes run in a real esper loop, headless; the rogue scene stops its hostile mods."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine_scripting import ScriptEngine
+from engine_scripting.cli import main
+from engine_scripting.demo.runner import DEMO_LIMITS, format_result, run_scene
+from engine_scripting.demo.scenes import ROGUES, SCENES
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[ScriptEngine]:
+    engine = ScriptEngine(DEMO_LIMITS)
+    yield engine
+    engine.close()
+
+
+def test_list_names_one_scene_per_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["fountain", "hunt", "rogue"]
+
+
+def test_fountain_spawns_and_ends_particles(engine: ScriptEngine) -> None:
+    result = run_scene("fountain", frames=150, headless=True, snapshot=None, engine=engine,
+                       render=False)
+    statuses = {status.name: status for status in result.statuses}
+    assert statuses["spawner"].error_count == 0 and statuses["particle"].error_count == 0
+    # 4 particles a tick living 1.6-2.4 s: some have ended, hundreds are alive
+    assert 200 < statuses["particle"].instances < 4 * 150
+
+
+def test_hunt_runs_on_events_without_errors(engine: ScriptEngine) -> None:
+    result = run_scene("hunt", frames=120, headless=True, snapshot=None, engine=engine,
+                       render=False)
+    statuses = {status.name: status for status in result.statuses}
+    assert all(status.error_count == 0 and status.enabled for status in statuses.values())
+    assert statuses["predator"].instances == 4 and statuses["prey"].instances >= 30
+
+
+def test_rogue_mods_are_stopped_and_the_scene_plays_on(engine: ScriptEngine) -> None:
+    result = run_scene("rogue", frames=40, headless=True, snapshot=None, engine=engine,
+                       render=False)
+    statuses = {status.name: status for status in result.statuses}
+    assert statuses["orbiter"].enabled and statuses["orbiter"].calls == 40
+    assert statuses["orbiter"].error_count == 0
+    for name in ("looper", "bomb", "thief", "escaper"):
+        assert not statuses[name].enabled, name
+    assert statuses["flooder"].enabled  # its output is capped, not an error
+    assert set(ROGUES) | {"orbiter"} == set(statuses)
+    assert "DISABLED" in format_result(result)
+
+
+def test_headless_demo_saves_a_snapshot(tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    snapshot = tmp_path / "last.png"
+    assert main(["demo", "rogue", "--headless", "--frames", "15",
+                 "--snapshot", str(snapshot)]) == 0
+    assert snapshot.read_bytes().startswith(b"\x89PNG")
+    out = capsys.readouterr().out
+    assert "scene rogue: 15 frames" in out and "looper" in out
+
+
+def test_unknown_scene_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "nowhere", "--headless"]) == 2
+    assert "no scene" in capsys.readouterr().err
+
+
+def test_every_scene_ships_its_scripts() -> None:
+    from engine_scripting.demo.scenes import script_path
+
+    for scene in SCENES.values():
+        for script in scene.scripts:
+            assert script_path(script.name).is_file(), script.name
