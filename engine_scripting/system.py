@@ -103,7 +103,11 @@ class ScriptSystem(esper.Processor):
         self._queue: EventQueue | None = None
         self._bindings: dict[str, WorldBindings] = {}
         self._attached: dict[str, ManagedScript] = {}
-        self._instances: dict[str, set[int]] = {}
+        self._instances: dict[str, set[int]] = {}       # started instances per script
+        self._order: dict[str, list[int]] = {}          # the same, ascending (world.lua's order)
+        self._synced: dict[str, object] = {}            # links list each script last synced to
+        self._links: dict[str, list[int]] = {}
+        self._links_source: object = None
         self._host_errors: dict[str, list[ScriptError]] = {}
         self._unknown_reported: set[str] = set()
 
@@ -119,14 +123,21 @@ class ScriptSystem(esper.Processor):
             if now >= self._next_reload_check:
                 self._next_reload_check = now + self.hot_reload_interval_s
                 self.manager.reload_changed()
-        links: dict[str, list[int]] = {}
-        for entity, link in esper.get_component(Script):
-            links.setdefault(link.name, []).append(entity)
+        # esper returns the same cached list until the world's structure changes: then links are
+        # as last tick and no script has instances to start or end
+        source = esper.get_component(Script)
+        if source is not self._links_source:
+            links: dict[str, list[int]] = {}
+            for entity, link in source:
+                links.setdefault(link.name, []).append(entity)
+            self._links, self._links_source = links, source
+        links = self._links
         deliveries = self._route(self._queue.take() if self._queue else [], links)
         for name in self.manager.names():
             record = self.manager.running(name)
             if record is not None:
-                self._run_script(record, links.get(name, ()), deliveries.get(name), float(dt))
+                self._run_script(record, links.get(name, ()), deliveries.get(name), float(dt),
+                                 source)
         self._forget_unloaded()
         for name in links:
             if name not in self.manager and name not in self._unknown_reported:
@@ -134,7 +145,7 @@ class ScriptSystem(esper.Processor):
                 _log.warning("script.unknown", script=name, entities=len(links[name]))
 
     def _run_script(self, record: ManagedScript, entities: Iterable[int],
-                    deliveries: list[list[object]] | None, dt: float) -> None:
+                    deliveries: list[list[object]] | None, dt: float, source: object) -> None:
         if not record.enabled:
             return
         started = time.perf_counter() if self.profiling else 0.0
@@ -143,12 +154,16 @@ class ScriptSystem(esper.Processor):
             self._attach(record)
         self._bindings[name].spawned_this_tick = 0
         known = self._instances[name]
-        wanted = set(entities)
-        added, removed = sorted(wanted - known), sorted(known - wanted)
+        if self._synced.get(name) is source:
+            added: list[int] = []
+            removed: list[int] = []
+        else:
+            wanted = set(entities)
+            added, removed = sorted(wanted - known), sorted(known - wanted)
         errors: list[ScriptError] = []
         complete = True
         bindings = self._bindings[name]
-        bindings.start_batch(sorted(known))
+        bindings.start_batch(self._order[name])
         if record.reload_pending:
             record.reload_pending = False
             complete &= self._call(record, api.reloaded, errors, self.tick)
@@ -156,8 +171,10 @@ class ScriptSystem(esper.Processor):
             complete &= self._call(record, api.deliver, errors, self.tick,
                                    record.context.lua_value(deliveries))
         context = record.context
+        order = self._order[name]
         if added or removed:
-            bindings.start_batch(sorted((known | set(added)) - set(removed)))
+            order = sorted((known | set(added)) - set(removed))
+            bindings.start_batch(order)
         complete &= self._call(
             record, api.tick, errors, dt, self.tick,
             context.lua_value(added) if added else None,
@@ -166,9 +183,14 @@ class ScriptSystem(esper.Processor):
         if complete:
             known.update(added)
             known.difference_update(removed)
-        elif not context.closed:
-            listed: Any = api.instance_list()
-            self._instances[name] = {int(listed[i]) for i in range(1, len(listed) + 1)}
+            self._order[name] = order
+            self._synced[name] = source
+        else:
+            self._synced.pop(name, None)
+            if not context.closed:
+                listed: Any = api.instance_list()
+                self._instances[name] = {int(listed[i]) for i in range(1, len(listed) + 1)}
+                self._order[name] = sorted(self._instances[name])
         errors.extend(self._host_errors.pop(name, ()))
         if self.profiling:
             self.manager.record_time(record, time.perf_counter() - started,
@@ -254,6 +276,8 @@ class ScriptSystem(esper.Processor):
         self._bindings[record.name] = bindings
         self._attached[record.name] = record
         self._instances[record.name] = set()
+        self._order[record.name] = []
+        self._synced.pop(record.name, None)
 
     def _forget_unloaded(self) -> None:
         for name in [name for name, record in self._attached.items()
@@ -261,6 +285,8 @@ class ScriptSystem(esper.Processor):
             del self._attached[name]
             self._bindings.pop(name, None)
             self._instances.pop(name, None)
+            self._order.pop(name, None)
+            self._synced.pop(name, None)
             self._host_errors.pop(name, None)
 
     def _route(self, events: list[ScriptEvent],

@@ -30,8 +30,8 @@ local s_byte, s_sub, s_find, s_match, s_gmatch, s_gsub, s_rep, s_format, s_len =
   string.format, string.len
 local t_concat, t_insert, t_remove, t_move, t_sort, t_unpack, t_pack =
   table.concat, table.insert, table.remove, table.move, table.sort, table.unpack, table.pack
-local m_type, m_min, m_huge, m_floor, utf8_len = math.type, math.min, math.huge, math.floor,
-  utf8.len
+local m_type, m_min, m_huge, m_floor, m_tointeger, utf8_len = math.type, math.min, math.huge,
+  math.floor, math.tointeger, utf8.len
 local collectgarbage = collectgarbage
 local main = co_running()
 
@@ -1024,7 +1024,7 @@ local kit = {
   tonumber = tonumber, setmetatable = setmetatable, getmetatable = d_getmetatable,
   s_byte = s_byte, s_sub = s_sub, s_find = s_find, s_format = s_format, s_len = s_len,
   t_concat = t_concat, t_sort = t_sort, t_unpack = t_unpack, m_type = m_type,
-  huge = m_huge, utf8_len = utf8_len,
+  huge = m_huge, utf8_len = utf8_len, tointeger = m_tointeger,
   load = function(source, chunkname, mode, environment)   -- text only, for generated code
     return assert(load(source, chunkname, "t", environment))
   end,

@@ -13,9 +13,9 @@ local kit, grants, caps = ...
 local type, error, xpcall, next, rawget, rawset, rawlen, tostring, select =
   kit.type, kit.error, kit.xpcall, kit.next, kit.rawget, kit.rawset, kit.rawlen, kit.tostring,
   kit.select
-local s_format, s_len, s_sub, t_concat, t_unpack, m_type, utf8_len, huge =
+local s_format, s_len, s_sub, t_concat, t_unpack, m_type, utf8_len, huge, tointeger =
   kit.s_format, kit.s_len, kit.s_sub, kit.t_concat, kit.t_unpack, kit.m_type, kit.utf8_len,
-  kit.huge
+  kit.huge, kit.tointeger
 local violation, current_env, killed, running_deep, traceback, pcall, s_find, load =
   kit.violation, kit.current_env, kit.killed, kit.running_deep, kit.traceback, kit.pcall,
   kit.s_find, kit.load
@@ -64,15 +64,18 @@ local function need_world(fname)
   end
 end
 
+-- An entity id: an integer, or a float with an integral value (1.0 is entity 1).
 local function check_entity(fname, entity)
-  if m_type(entity) ~= "integer" then
+  local id = type(entity) == "number" and tointeger(entity) or nil
+  if id == nil then
     error(s_format("bad argument #1 to 'world.%s' (entity id expected, got %s)", fname,
-      type(entity)), 3)
+      type(entity) == "number" and "non-integral number" or type(entity)), 3)
   end
-  if not scope_any and entity ~= current then
+  if not scope_any and id ~= current then
     deny(s_format("world.%s on entity %d: this script may only touch its own entity", fname,
-      entity))
+      id))
   end
+  return id
 end
 
 local function check_component(fname, name, granted, what)
@@ -229,6 +232,7 @@ local function load_entry(component)
     first = first + count
   end
   cache[index] = entry
+  component.entry = entry
   return entry
 end
 
@@ -237,7 +241,7 @@ end
 local function cached(component, entity)
   local slot = slot_of[entity]
   if slot == nil then return nil end
-  local entry = cache[component.index]
+  local entry = component.entry
   if entry == nil then entry = load_entry(component) end
   if not entry then return nil end
   return entry, slot
@@ -255,6 +259,11 @@ end
 -- were taken (the cache is then reset). The host pulls them: returning many values to Python
 -- is cheap, passing many arguments to a Python function is not.
 local flushing = nil   -- {index, entry, next dirty position} while chunks remain
+
+local function reset_cache()
+  cache, flushing = {}, nil
+  for _, component in next, components do component.entry = nil end
+end
 local function pending_writes()
   while true do
     if flushing == nil then
@@ -263,7 +272,7 @@ local function pending_writes()
         index, entry = next(cache, index)
       end
       if index == nil then
-        cache = {}
+        reset_cache()
         return
       end
       flushing = {index, entry, 1}
@@ -291,7 +300,7 @@ end
 
 local function checked_get(entity, name)
   need_world("get")
-  check_entity("get", entity)
+  entity = check_entity("get", entity)
   local component = check_component("get", name, can_read, "readable")
   local entry, slot = cached(component, entity)
   if entry then
@@ -303,7 +312,7 @@ end
 
 local function checked_set(entity, name, fields)
   need_world("set")
-  check_entity("set", entity)
+  entity = check_entity("set", entity)
   local component = check_component("set", name, can_write, "writable")
   local values = field_values(component, fields, 3)
   local entry, slot = cached(component, entity)
@@ -330,7 +339,7 @@ end
 
 local function checked_has(entity, name)
   need_world("has")
-  check_entity("has", entity)
+  entity = check_entity("has", entity)
   local component = check_component("has", name, can_read, "readable")
   local entry, slot = cached(component, entity)
   if entry then return entry.present[slot] == true end
@@ -344,13 +353,14 @@ end
 -- raises the precise error.
 local readable, writable = {}, {}   -- name -> component, for known and granted components
 
+-- slot_of has integer keys only (1.0 finds entity 1, as check_entity allows); anything else
+-- misses and takes the checked path.
 function world.get(entity, name)
   local component = readable[name]
-  if component ~= nil and current ~= nil and (scope_any or entity == current)
-      and m_type(entity) == "integer" then
+  if component ~= nil and current ~= nil and (scope_any or entity == current) then
     local slot = slot_of[entity]
     if slot ~= nil then
-      local entry = cache[component.index]
+      local entry = component.entry
       if entry == nil then entry = load_entry(component) end
       if entry then
         if not entry.present[slot] then return nil end
@@ -363,8 +373,7 @@ end
 
 function world.has(entity, name)
   local component = readable[name]
-  if component ~= nil and current ~= nil and (scope_any or entity == current)
-      and m_type(entity) == "integer" then
+  if component ~= nil and current ~= nil and (scope_any or entity == current) then
     local entry, slot = cached(component, entity)
     if entry then return entry.present[slot] == true end
   end
@@ -374,10 +383,10 @@ end
 function world.set(entity, name, fields)
   local component = writable[name]
   if component ~= nil and current ~= nil and (scope_any or entity == current)
-      and m_type(entity) == "integer" and type(fields) == "table" then
+      and type(fields) == "table" then
     local slot, entry = slot_of[entity], false
     if slot ~= nil then
-      entry = cache[component.index]
+      entry = component.entry
       if entry == nil then entry = load_entry(component) end
     end
     if entry and entry.present[slot] then
@@ -442,7 +451,7 @@ end
 function world.destroy(entity)
   need_world("destroy")
   if not can_destroy then deny("world.destroy is not granted to this script") end
-  check_entity("destroy", entity)
+  entity = check_entity("destroy", entity)
   local status = h_destroy(entity)
   if status ~= 1 then unknown_entity("destroy", entity, status) end
 end
@@ -552,6 +561,14 @@ local function insert_ordered(entity)
   order[i + 1] = entity
 end
 
+local function update_from(first, dt, on_update)
+  for i = first, #order do
+    local entity = order[i]
+    current = entity
+    on_update(instances[entity], dt)
+  end
+end
+
 local function renumber()
   slot_of = {}
   for i = 1, #order do slot_of[order[i]] = i end
@@ -561,7 +578,7 @@ end
 -- instance list changes first, so that the batch cache covers the instances of this tick.
 local function tick(dt, tick_no, added, removed)
   new_tick(tick_no)
-  cache, flushing = {}, nil
+  reset_cache()
   local ended, started = nil, nil
   if removed then
     ended = {}
@@ -597,11 +614,14 @@ local function tick(dt, tick_no, added, removed)
   end
   local on_update = rawget(current_env(), "on_update")
   if type(on_update) == "function" then
-    for i = 1, #order do
-      local entity = order[i]
-      current = entity
-      local ok, err = xpcall(on_update, handler, instances[entity], dt)
-      if not ok then record(err, entity, "on_update") end
+    -- one protected call for the whole run of instances; after an error, go on with the next
+    local first = 1
+    while first <= #order do
+      local ok, err = xpcall(update_from, handler, first, dt, on_update)
+      if ok then break end
+      local failed = current
+      record(err, failed, "on_update")
+      first = (slot_of[failed] or #order) + 1
     end
     current = nil
   end
@@ -611,7 +631,7 @@ end
 -- Deliver queued events: each entry is {target, name, payload}.
 local function deliver(tick_no, events)
   new_tick(tick_no)
-  cache, flushing = {}, nil
+  reset_cache()
   for i = 1, #events do
     local event = events[i]
     local target = event[1]
@@ -624,7 +644,7 @@ end
 -- Call on_reload(self) on every instance after a new version of the code was adopted.
 local function reloaded(tick_no)
   new_tick(tick_no)
-  cache, flushing = {}, nil
+  reset_cache()
   for i = 1, #order do
     local entity = order[i]
     run("on_reload", entity, instances[entity])
@@ -659,7 +679,7 @@ local function attach(schema, get, set, has, spawn, destroy, emit, host_print, f
   end
   h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print, h_fetch =
     get, set, has, spawn, destroy, emit, host_print, fetch
-  cache = {}
+  reset_cache()
 end
 
 local function last_entity()

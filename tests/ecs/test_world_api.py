@@ -178,3 +178,15 @@ def test_unknown_script_names_are_skipped(system: ScriptSystem) -> None:
     esper.create_entity(Script("nobody"))
     esper.process(0.1)
     esper.process(0.1)
+
+
+def test_integral_floats_name_entities_everywhere(spawn_scripted: Loader) -> None:
+    other = esper.create_entity(Position(3.0, 4.0))
+    spawn_scripted("floaty", f"""
+        function on_update(self)
+          print(world.get(self.entity + 0.0, "Position").x, world.get({other}.0, "Position").x,
+                world.has({other}.0, "Position"), pcall(world.get, 1.5, "Position"))
+        end""", Position(1.0, 2.0))
+    esper.process(0.1)
+    [text] = console_texts()
+    assert text.startswith("1.0\t3.0\ttrue\tfalse") and "entity id expected" in text
