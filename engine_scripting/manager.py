@@ -8,6 +8,7 @@ and the manager decides when a script is disabled.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,7 @@ class ScriptManager:
         self._world_source = world_source()
         self._scripts: dict[str, ManagedScript] = {}
         self.system: object | None = None  # the ScriptSystem this manager serves, once there is one
+        self._unload_listeners: list[Callable[[str], None]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
     def load(self, name: str, source: str | bytes | None = None, *, path: str | Path | None = None,
@@ -174,6 +176,8 @@ class ScriptManager:
         if record is None:
             raise ScriptError(f"no script named {name!r}", script=name)
         record.context.close()
+        for listener in self._unload_listeners:
+            listener(name)
         _log.info("script.unloaded", script=name)
 
     def enable(self, name: str) -> None:
@@ -254,6 +258,10 @@ class ScriptManager:
         return tuple(reloaded)
 
     # -- for the ScriptSystem -----------------------------------------------------------------
+    def on_unload(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(name)`` whenever a script is unloaded (the system drops its state)."""
+        self._unload_listeners.append(listener)
+
     def running(self, name: str) -> ManagedScript | None:
         """The record of a loaded script, or None. For the ScriptSystem only."""
         return self._scripts.get(name)

@@ -83,6 +83,7 @@ class ScriptSystem(esper.Processor):
         if getattr(manager, "system", None) is not None:
             raise ScriptError("this ScriptManager already serves a ScriptSystem")
         manager.system = self
+        manager.on_unload(self._forget)
         self.manager = manager
         self.schemas: tuple[ComponentSchema, ...] = build_schemas(tuple(components))
         self.max_spawns_per_tick = max_spawns_per_tick
@@ -180,7 +181,9 @@ class ScriptSystem(esper.Processor):
             context.lua_value(added) if added else None,
             context.lua_value(removed) if removed else None,
         )
-        if complete:
+        if self._attached.get(name) is not record:
+            pass  # unloaded by host code during this tick: nothing of it is kept
+        elif complete:
             known.update(added)
             known.difference_update(removed)
             self._order[name] = order
@@ -282,12 +285,16 @@ class ScriptSystem(esper.Processor):
     def _forget_unloaded(self) -> None:
         for name in [name for name, record in self._attached.items()
                      if self.manager.running(name) is not record]:
-            del self._attached[name]
-            self._bindings.pop(name, None)
-            self._instances.pop(name, None)
-            self._order.pop(name, None)
-            self._synced.pop(name, None)
-            self._host_errors.pop(name, None)
+            self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        """Drop everything the system keeps for a script (it was unloaded or replaced)."""
+        self._attached.pop(name, None)
+        self._bindings.pop(name, None)
+        self._instances.pop(name, None)
+        self._order.pop(name, None)
+        self._synced.pop(name, None)
+        self._host_errors.pop(name, None)
 
     def _route(self, events: list[ScriptEvent],
                links: dict[str, list[int]]) -> dict[str, list[list[object]]]:

@@ -1,0 +1,189 @@
+"""Soak test: many well-behaved scripts for many ticks while hostile scripts come and go.
+
+Used by ``scripts/soak.py`` (the full run) and by the test suite (a reduced run). It reports the
+process's resident memory over time, checks that unloaded scripts' Lua states are freed, and
+returns the well-behaved scripts' final world state, so that a run with hostile neighbours can
+be compared with one without them.
+"""
+
+from __future__ import annotations
+
+import gc
+import itertools
+import os
+import resource
+import weakref
+from collections.abc import Callable
+from dataclasses import astuple, dataclass, field
+from types import MappingProxyType
+
+import esper
+
+from engine_scripting.components import Script
+from engine_scripting.engine import ScriptEngine
+from engine_scripting.limits import ScriptResourceLimits
+from engine_scripting.manager import ScriptManager
+from engine_scripting.permissions import Permissions
+from engine_scripting.system import ScriptSystem
+
+SOAK_LIMITS = ScriptResourceLimits(max_memory_mb=8, max_execution_time_ms=20,
+                                   max_recursion_depth=200)
+_worlds = itertools.count()
+
+
+@dataclass(slots=True)
+class Body:
+    x: float = 0.0
+    y: float = 0.0
+    vx: float = 0.0
+    vy: float = 0.0
+
+
+@dataclass(slots=True)
+class Counter:
+    ticks: int = 0
+    pings: int = 0
+    label: str = ""
+
+
+GOOD_SOURCE = """
+local step = {step}
+function on_start(self) self.seen = 0 end
+function on_update(self, dt)
+  local b = world.get(self.entity, "Body")
+  local vx, vy = b.vx, b.vy
+  local x, y = b.x + vx * dt * step, b.y + vy * dt
+  if x < 0 or x > 100 then vx = -vx end
+  if y < 0 or y > 100 then vy = -vy end
+  world.set(self.entity, "Body", {{x = x, y = y, vx = vx, vy = vy}})
+  local c = world.get(self.entity, "Counter")
+  world.set(self.entity, "Counter", {{ticks = c.ticks + 1, label = "good" .. (c.ticks % 7)}})
+  if c.ticks % 25 == 0 then world.emit("ping", {{from = self.entity, n = c.ticks}}) end
+end
+function on_event(self, name, payload)
+  if name == "ping" and type(payload.n) == "number" then
+    local c = world.get(self.entity, "Counter")
+    world.set(self.entity, "Counter", {{pings = c.pings + 1}})
+  end
+end
+"""
+GOOD_GRANTS = Permissions(read={"Body", "Counter"}, write={"Body", "Counter"}, emit={"ping"})
+
+HOSTILE: MappingProxyType[str, str] = MappingProxyType({
+    "looper": "function on_update(self) while true do end end",
+    "bomb": "function on_update(self) local t = {} for i = 1, 1e9 do t[i] = ('x'):rep(1e5) end "
+            "end",
+    "thief": "function on_update(self) pcall(world.set, 1, 'Body', {x = -1}) end",
+    "crasher": "function on_update(self) error('every tick') end",
+    "flooder": "function on_update(self) for i = 1, 1e4 do print(i) end end",
+    "recursor": "local function f() return f() + 1 end function on_update(self) f() end",
+    "spammer": "function on_update(self) pcall(world.emit, 'ping', {n = 'bad'}) end",
+    "escaper": "function on_update(self) pcall(load, string.char(27) .. 'Lua') end",
+    "leaker": "leak = {} function on_update(self) leak[#leak + 1] = ('y'):rep(4096) end",
+    "hog": "function on_update(self) local s = 0 for i = 1, 3e6 do s = s + i end end",
+})
+
+
+@dataclass(slots=True)
+class SoakResult:
+    """What a soak run measured."""
+
+    ticks: int
+    rss_kib: list[tuple[int, int]] = field(default_factory=list)   # (tick, resident KiB)
+    good_state: list[tuple[object, ...]] = field(default_factory=list)
+    hostile_rounds: int = 0
+    states_freed: int = 0
+    states_unloaded: int = 0
+    good_errors: int = 0
+
+    @property
+    def rss_growth_kib(self) -> int:
+        """Resident memory at the end minus after the first report (the warm-up)."""
+        if len(self.rss_kib) < 2:
+            return 0
+        return self.rss_kib[-1][1] - self.rss_kib[0][1]
+
+
+def resident_kib() -> int:
+    """This process's resident memory now (Linux /proc), else its peak."""
+    try:
+        with open("/proc/self/statm") as statm:
+            pages = int(statm.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+    except (OSError, ValueError, IndexError):
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def run_soak(ticks: int, good_scripts: int, hostile: bool, hostile_every: int = 500,
+             report_every: int = 1000,
+             progress: Callable[[int, int], None] | None = None) -> SoakResult:
+    """Run ``ticks`` ticks with ``good_scripts`` well-behaved scripts (two entities each) and,
+    when ``hostile``, a fresh set of hostile scripts every ``hostile_every`` ticks (the previous
+    set is unloaded first)."""
+    engine = ScriptEngine(SOAK_LIMITS)
+    previous = esper.current_world
+    world = f"soak-{next(_worlds)}"
+    esper.switch_world(world)
+    manager = ScriptManager(engine)
+    esper.add_processor(ScriptSystem(manager, components=[Body, Counter],
+                                     hot_reload_interval_s=None))
+    result = SoakResult(ticks)
+    good_entities: list[int] = []
+    for index in range(good_scripts):
+        name = f"good{index}"
+        manager.load(name, GOOD_SOURCE.format(step=1 + index % 3), permissions=GOOD_GRANTS)
+        for copy in range(2):
+            good_entities.append(esper.create_entity(
+                Body(float(index % 100), float(copy * 40), 3.0 + index % 5, 2.0 + copy),
+                Counter(label="start"), Script(name)))
+    hostile_entities: list[int] = []
+    unloaded: list[weakref.ref[object]] = []
+    try:
+        for tick in range(1, ticks + 1):
+            if hostile and (tick - 1) % hostile_every == 0:
+                _replace_hostiles(manager, hostile_entities, unloaded, result.hostile_rounds)
+                result.hostile_rounds += 1
+            esper.process(1 / 60)
+            if tick % report_every == 0 or tick == ticks:
+                gc.collect()
+                result.rss_kib.append((tick, resident_kib()))
+                if progress is not None:
+                    progress(tick, result.rss_kib[-1][1])
+        _replace_hostiles(manager, hostile_entities, unloaded, -1)
+        gc.collect()
+        result.states_unloaded = len(unloaded)
+        result.states_freed = sum(1 for ref in unloaded if ref() is None)
+        result.good_state = [_state_of(entity) for entity in good_entities]
+        result.good_errors = sum(manager.status(f"good{i}").error_count
+                                 for i in range(good_scripts))
+        return result
+    finally:
+        for name in manager.names():
+            manager.unload(name)
+        esper.switch_world(previous)
+        esper.delete_world(world)
+        engine.close()
+
+
+def _state_of(entity: int) -> tuple[object, ...]:
+    components: tuple[object, ...] = esper.components_for_entity(entity)
+    return tuple(astuple(component) for component in components)  # type: ignore[call-overload]
+
+
+def _replace_hostiles(manager: ScriptManager, entities: list[int],
+                      unloaded: list[weakref.ref[object]], round_number: int) -> None:
+    for entity in entities:
+        if esper.entity_exists(entity):
+            esper.delete_entity(entity, immediate=True)
+    entities.clear()
+    for name in [name for name in manager.names() if name.startswith("hostile-")]:
+        record = manager.running(name)
+        if record is not None:
+            unloaded.append(weakref.ref(record.context))
+        manager.unload(name)
+    if round_number < 0:
+        return
+    for kind, source in HOSTILE.items():
+        name = f"hostile-{kind}-{round_number}"
+        manager.load(name, source, permissions=Permissions(read={"Body"}))
+        entities.append(esper.create_entity(Body(), Counter(), Script(name)))
