@@ -18,7 +18,7 @@ import structlog
 
 from engine_scripting.components import Script, ScriptEvent
 from engine_scripting.convert import to_python
-from engine_scripting.schema import ComponentSchema, FieldKind
+from engine_scripting.schema import ComponentSchema, FieldKind, lua_column, lua_value
 
 if TYPE_CHECKING:
     from engine_scripting.system import ScriptSystem
@@ -44,10 +44,6 @@ def _checked(kind: FieldKind, value: object) -> object:
     if not isinstance(value, bytes):
         raise TypeError(f"expected text, got {value!r}")
     return value.decode("utf-8")
-
-
-def _encoded(value: object) -> object:
-    return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
 
 
 def _decoded(value: object) -> object:
@@ -113,14 +109,13 @@ class WorldBindings:
             if None not in components:
                 flat.extend([True] * len(components))
                 for name, kind in zip(schema.fields, schema.kinds, strict=True):
-                    column = map(attrgetter(name), components)
-                    flat.extend(map(_encoded, column) if kind == "str" else column)
+                    flat.extend(lua_column(kind, list(map(attrgetter(name), components))))
             else:
                 flat.extend(component is not None for component in components)
                 for name, kind in zip(schema.fields, schema.kinds, strict=True):
                     for component in components:
                         value = None if component is None else getattr(component, name)
-                        flat.append(_encoded(value) if kind == "str" else value)
+                        flat.append(lua_value(kind, value))
             return tuple(flat)
         except Exception as error:
             return self._failed("fetch", None, error)

@@ -43,14 +43,48 @@ class ComponentSchema:
     all_float: bool
 
     def values(self, component: object) -> tuple[object, ...]:
-        """The visible field values of ``component``, with str fields as UTF-8 bytes."""
+        """The visible field values of ``component`` as Lua may see them (see ``lua_value``)."""
         values = self.read_fields(component)
         if len(self.fields) == 1:
             values = (values,)
-        if self.has_text:
-            values = tuple(v.encode("utf-8", "surrogatepass") if isinstance(v, str) else v
-                           for v in values)
-        return values  # type: ignore[no-any-return]
+        return tuple(lua_value(kind, value) for kind, value in zip(self.kinds, values,
+                                                                    strict=True))
+
+
+_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+
+def lua_value(kind: FieldKind, value: object) -> object:
+    """A field value as it may cross into Lua: a float, a 64-bit int, a bool or UTF-8 bytes.
+
+    A value of another type (a game bug, or a numpy scalar) reads as nil: no Python object
+    ever reaches a script.
+    """
+    if kind == "float":
+        if type(value) is float:
+            return value
+        if type(value) is int and _INT_MIN <= value <= _INT_MAX:
+            return float(value)
+        return None
+    if kind == "int":
+        return value if type(value) is int and _INT_MIN <= value <= _INT_MAX else None
+    if kind == "bool":
+        return value if type(value) is bool else None
+    return value.encode("utf-8", "surrogatepass") if type(value) is str else None
+
+
+def lua_column(kind: FieldKind, column: list[object]) -> list[object]:
+    """``lua_value`` over a column, without a Python loop when every value already fits."""
+    types = set(map(type, column))
+    if kind == "float" and types <= {float}:
+        return column
+    if kind == "bool" and types <= {bool}:
+        return column
+    if kind == "int" and types <= {int} and column:
+        numbers: list[int] = column  # type: ignore[assignment]
+        if min(numbers) >= _INT_MIN and max(numbers) <= _INT_MAX:
+            return column
+    return [lua_value(kind, value) for value in column]
 
 
 def build_schemas(component_types: typing.Sequence[type]) -> tuple[ComponentSchema, ...]:

@@ -190,3 +190,18 @@ def test_integral_floats_name_entities_everywhere(spawn_scripted: Loader) -> Non
     esper.process(0.1)
     [text] = console_texts()
     assert text.startswith("1.0\t3.0\ttrue\tfalse") and "entity id expected" in text
+
+
+def test_fields_holding_other_types_read_as_nil(spawn_scripted: Loader) -> None:
+    odd = Position(1.0, 2.0)
+    odd.x = "not a number"  # type: ignore[assignment]  # a game bug: no Python object leaks
+    entity = spawn_scripted("reader", """
+        function on_update(self)
+          local p = world.get(self.entity, "Position")
+          print(type(p.x), p.y)
+          local h = world.get(self.entity, "Health")
+          print(math.type(h.value), h.alive)
+        end""", odd, Health(2**70, True))  # type: ignore[arg-type]
+    esper.process(0.1)
+    assert console_texts() == ["nil\t2.0", "nil\ttrue"]
+    assert esper.component_for_entity(entity, Position).x == "not a number"
