@@ -146,7 +146,8 @@ class ScriptSystem(esper.Processor):
                 _log.warning("script.unknown", script=name, entities=len(links[name]))
 
     def _run_script(self, record: ManagedScript, entities: Iterable[int],
-                    deliveries: list[list[object]] | None, dt: float, source: object) -> None:
+                    deliveries: tuple[list[object], list[int]] | None, dt: float,
+                    source: object) -> None:
         if not record.enabled:
             return
         started = time.perf_counter() if self.profiling else 0.0
@@ -169,8 +170,10 @@ class ScriptSystem(esper.Processor):
             record.reload_pending = False
             complete &= self._call(record, api.reloaded, errors, self.tick)
         if deliveries:
+            script_events, targets = deliveries
             complete &= self._call(record, api.deliver, errors, self.tick,
-                                   record.context.lua_value(deliveries))
+                                   record.context.lua_value(script_events),
+                                   record.context.lua_value(targets))
         context = record.context
         order = self._order[name]
         if added or removed:
@@ -297,18 +300,27 @@ class ScriptSystem(esper.Processor):
         self._host_errors.pop(name, None)
 
     def _route(self, events: list[ScriptEvent],
-               links: dict[str, list[int]]) -> dict[str, list[list[object]]]:
+               links: dict[str, list[int]]) -> dict[str, tuple[list[object], list[int]]]:
+        """Per script: the events its instances receive (each once) and (target, event number)
+        pairs, numbered from 1 as Lua sees them."""
         if not events:
             return {}
         script_of = {entity: name for name, entities in links.items() for entity in entities}
-        deliveries: dict[str, list[list[object]]] = {}
+        routed: dict[str, tuple[list[object], list[int]]] = {}
         for event in events:
             targets = script_of if event.target is None else (event.target,)
+            numbered: dict[str, int] = {}
             for target in targets:
                 name = script_of.get(target)
-                if name is not None:
-                    deliveries.setdefault(name, []).append([target, event.name, event.payload])
-        return deliveries
+                if name is None:
+                    continue
+                script_events, pairs = routed.setdefault(name, ([], []))
+                number = numbered.get(name)
+                if number is None:
+                    script_events.append([event.name, event.payload])
+                    number = numbered[name] = len(script_events)
+                pairs += (target, number)
+        return routed
 
     # -- resources ----------------------------------------------------------------------------
     def _find_resources(self) -> None:

@@ -629,14 +629,23 @@ local function tick(dt, tick_no, added, removed)
 end
 
 -- Deliver queued events: each entry is {target, name, payload}.
-local function deliver(tick_no, events)
+-- A receiver's own copy of a payload (already plain and capped when it was emitted).
+local function fresh(value)
+  if type(value) ~= "table" then return value end
+  local copy = {}
+  for k, v in next, value do rawset(copy, k, fresh(v)) end
+  return copy
+end
+
+-- Deliver queued events. `events`: {{name, payload}, ...}, each converted once; `targets`:
+-- {entity, event number, entity, event number, ...}. Every receiver gets its own payload copy.
+local function deliver(tick_no, events, targets)
   new_tick(tick_no)
   reset_cache()
-  for i = 1, #events do
-    local event = events[i]
-    local target = event[1]
+  for i = 1, #targets, 2 do
+    local target, event = targets[i], events[targets[i + 1]]
     local self = instances[target]
-    if self then run("on_event", target, self, event[2], event[3]) end
+    if self then run("on_event", target, self, event[1], fresh(event[2])) end
   end
   return errors
 end
