@@ -35,7 +35,6 @@ class WorldApi:
     """The trampolines world.lua returned for one context (raw Lua functions)."""
 
     tick: Any
-    deliver: Any
     reloaded: Any
     attach: Any
     last_entity: Any
@@ -55,7 +54,7 @@ def install_world_api(
     caps = context.lua_value({**WORLD_CAPS, "max_lines": lines_per_tick})
     control: Any = context.install(source, "world", grants, caps)
     return WorldApi(
-        tick=control[b"tick"], deliver=control[b"deliver"], reloaded=control[b"reloaded"],
+        tick=control[b"tick"], reloaded=control[b"reloaded"],
         attach=control[b"attach"], last_entity=control[b"last_entity"],
         instance_list=control[b"instance_list"], pending_writes=control[b"pending_writes"],
     )

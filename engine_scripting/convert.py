@@ -24,31 +24,46 @@ class ScriptArgumentError(ScriptError):
     """A value handed to a script is not plain data the sandbox accepts."""
 
 
+_NUMBERS = frozenset({int, float, bool})
+
+
 def to_lua(runtime: Any, value: object, depth: int = 0, seen: set[int] | None = None) -> object:
     """Convert plain Python data into values lupa passes to Lua without wrapping objects.
 
     Raises ScriptArgumentError for other types, integers outside 64 bits, cycles and nesting
     deeper than MAX_DEPTH.
     """
-    if value is None or isinstance(value, bool | float | bytes):
+    kind = type(value)
+    if value is None or kind is float or kind is bool or kind is bytes:
         return value
-    if isinstance(value, int):
-        if not _INT_MIN <= value <= _INT_MAX:
+    if kind is str:
+        return value.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
+    if kind is int:
+        if not _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
             raise ScriptArgumentError(f"integer {value} does not fit in 64 bits")
         return value
+    if isinstance(value, bool | float | bytes):
+        return value
+    if isinstance(value, int):
+        return to_lua(runtime, int(value), depth, seen)
     if isinstance(value, str):
-        return value.encode("utf-8", "surrogatepass")
+        return to_lua(runtime, str(value), depth, seen)
     if depth >= MAX_DEPTH:
         raise ScriptArgumentError(f"argument nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, list | tuple):
+        items: list[Any] | tuple[Any, ...] = value
+        if (items and set(map(type, items)) <= _NUMBERS
+                and min(items) >= _INT_MIN and max(items) <= _INT_MAX):
+            return runtime.table_from(items)  # numbers only: nothing to convert one by one
     if seen is None:
         seen = set()
     if id(value) in seen:
         raise ScriptArgumentError("argument contains a reference cycle")
     if isinstance(value, list | tuple):
         seen.add(id(value))
-        items = [to_lua(runtime, item, depth + 1, seen) for item in value]
+        converted = [to_lua(runtime, item, depth + 1, seen) for item in value]
         seen.discard(id(value))
-        return runtime.table_from(items)
+        return runtime.table_from(converted)
     if isinstance(value, dict):
         seen.add(id(value))
         table = {_key_to_lua(key): to_lua(runtime, item, depth + 1, seen)

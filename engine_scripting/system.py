@@ -6,9 +6,9 @@ per script per tick runs all its instances) and WorldBindings (the host side of 
 One tick, in order:
 1. the resource entity (Console and EventQueue) is found or created in the current world;
 2. entities with a Script component are grouped by script name;
-3. for each enabled script, in load order: ``on_reload`` if a reload was adopted, delivery of
-   the events queued during the previous tick (``on_event``), then ``on_destroy`` for ended
-   instances, ``on_start`` for new ones and ``on_update`` for all;
+3. for each enabled script, in load order: ``on_reload`` if a reload was adopted, then in one
+   batch: delivery of the events queued during the previous tick (``on_event``), ``on_destroy``
+   for ended instances, ``on_start`` for new ones and ``on_update`` for all;
 4. each script's outcome is recorded in the manager, logged, and errors go to the console.
 """
 
@@ -169,20 +169,19 @@ class ScriptSystem(esper.Processor):
         if record.reload_pending:
             record.reload_pending = False
             complete &= self._call(record, api.reloaded, errors, self.tick)
-        if deliveries:
-            script_events, targets = deliveries
-            complete &= self._call(record, api.deliver, errors, self.tick,
-                                   record.context.lua_value(script_events),
-                                   record.context.lua_value(targets))
         context = record.context
         order = self._order[name]
         if added or removed:
             order = sorted((known | set(added)) - set(removed))
             bindings.start_batch(order)
+        events = targets = None
+        if deliveries:
+            events, targets = (context.lua_value(part) for part in deliveries)
         complete &= self._call(
             record, api.tick, errors, dt, self.tick,
             context.lua_value(added) if added else None,
             context.lua_value(removed) if removed else None,
+            events, targets,
         )
         if self._attached.get(name) is not record:
             pass  # unloaded by host code during this tick: nothing of it is kept

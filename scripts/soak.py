@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Soak run: 100,000 ticks, 100 well-behaved scripts, 10 hostile scripts re-added every 1,000
+"""Soak run: 100,000 ticks, 100 well-behaved scripts, 10 hostile scripts re-added every 2,000
 ticks. Prints resident memory over time and checks that growth stays bounded, that unloaded
 scripts' Lua states are freed, and that the well-behaved scripts end in exactly the state of a
 run without the hostile ones.
@@ -22,7 +22,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--ticks", type=int, default=100_000)
     parser.add_argument("--scripts", type=int, default=100)
-    parser.add_argument("--every", type=int, default=1_000, help="ticks per hostile round")
+    parser.add_argument("--every", type=int, default=2_000, help="ticks per hostile round")
     parser.add_argument("--max-growth-mib", type=float, default=64.0)
     options = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))

@@ -58,7 +58,9 @@ function on_update(self, dt)
   world.set(self.entity, "Body", {{x = x, y = y, vx = vx, vy = vy}})
   local c = world.get(self.entity, "Counter")
   world.set(self.entity, "Counter", {{ticks = c.ticks + 1, label = "good" .. (c.ticks % 7)}})
-  if c.ticks % 25 == 0 then world.emit("ping", {{from = self.entity, n = c.ticks}}) end
+  -- the two entities of a script were created one after the other: ping the other one
+  local sibling = self.entity % 2 == 1 and self.entity + 1 or self.entity - 1
+  if c.ticks % 25 == 0 then world.emit("ping", {{from = self.entity, n = c.ticks}}, sibling) end
 end
 function on_event(self, name, payload)
   if name == "ping" and type(payload.n) == "number" then

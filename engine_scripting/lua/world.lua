@@ -574,14 +574,26 @@ local function renumber()
   for i = 1, #order do slot_of[order[i]] = i end
 end
 
--- One tick of this script: end removed instances, start new ones, update every instance. The
--- instance list changes first, so that the batch cache covers the instances of this tick.
-local function tick(dt, tick_no, added, removed)
+-- A receiver's own copy of a payload (already plain and capped when it was emitted).
+local function fresh(value)
+  if type(value) ~= "table" then return value end
+  local copy = {}
+  for k, v in next, value do rawset(copy, k, fresh(v)) end
+  return copy
+end
+
+-- One tick of this script, in one batch: deliver the events queued during the previous tick
+-- (`events`: {{name, payload}, ...}, each converted once; `targets`: {entity, event number,
+-- ...}; every receiver gets its own payload copy), end removed instances, start new ones,
+-- update every instance. The instance list changes first, so that the batch cache covers the
+-- instances of this tick. Instances that end still get the events sent to them; instances
+-- that start this tick get none (they did not exist when the events were sent).
+local function tick(dt, tick_no, added, removed, events, targets)
   new_tick(tick_no)
   reset_cache()
-  local ended, started = nil, nil
+  local ended, ended_self, started, is_new = nil, nil, nil, nil
   if removed then
-    ended = {}
+    ended, ended_self = {}, {}
     for i = 1, #removed do
       local entity = removed[i]
       local self = instances[entity]
@@ -589,25 +601,34 @@ local function tick(dt, tick_no, added, removed)
         instances[entity] = nil
         remove_ordered(entity)
         ended[#ended + 1] = entity
-        ended[#ended + 1] = self
+        ended_self[entity] = self
       end
     end
   end
   if added then
-    started = {}
+    started, is_new = {}, {}
     for i = 1, #added do
       local entity = added[i]
       if instances[entity] == nil then
-        local self = {entity = entity}
-        instances[entity] = self
+        instances[entity] = {entity = entity}
         insert_ordered(entity)
         started[#started + 1] = entity
+        is_new[entity] = true
       end
     end
   end
   if ended or started then renumber() end
+  if targets then
+    for i = 1, #targets, 2 do
+      local target, event = targets[i], events[targets[i + 1]]
+      local self = instances[target] or (ended_self and ended_self[target])
+      if self and not (is_new and is_new[target]) then
+        run("on_event", target, self, event[1], fresh(event[2]))
+      end
+    end
+  end
   if ended then
-    for i = 1, #ended, 2 do run("on_destroy", ended[i], ended[i + 1]) end
+    for i = 1, #ended do run("on_destroy", ended[i], ended_self[ended[i]]) end
   end
   if started then
     for i = 1, #started do run("on_start", started[i], instances[started[i]]) end
@@ -624,28 +645,6 @@ local function tick(dt, tick_no, added, removed)
       first = (slot_of[failed] or #order) + 1
     end
     current = nil
-  end
-  return errors
-end
-
--- Deliver queued events: each entry is {target, name, payload}.
--- A receiver's own copy of a payload (already plain and capped when it was emitted).
-local function fresh(value)
-  if type(value) ~= "table" then return value end
-  local copy = {}
-  for k, v in next, value do rawset(copy, k, fresh(v)) end
-  return copy
-end
-
--- Deliver queued events. `events`: {{name, payload}, ...}, each converted once; `targets`:
--- {entity, event number, entity, event number, ...}. Every receiver gets its own payload copy.
-local function deliver(tick_no, events, targets)
-  new_tick(tick_no)
-  reset_cache()
-  for i = 1, #targets, 2 do
-    local target, event = targets[i], events[targets[i + 1]]
-    local self = instances[target]
-    if self then run("on_event", target, self, event[1], fresh(event[2])) end
   end
   return errors
 end
@@ -704,6 +703,6 @@ local function instance_list()
   return copy
 end
 
-return {tick = tick, deliver = deliver, reloaded = reloaded, attach = attach,
+return {tick = tick, reloaded = reloaded, attach = attach,
         last_entity = last_entity, instance_list = instance_list,
         pending_writes = pending_writes}
