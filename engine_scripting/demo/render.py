@@ -11,7 +11,7 @@ import esper
 import pygame
 
 from engine_scripting.components import Console, Script
-from engine_scripting.demo.runner_text import compress_console
+from engine_scripting.demo.console_view import compress_console
 from engine_scripting.demo.scenes import Appearance, Position
 from engine_scripting.manager import ScriptStatus
 

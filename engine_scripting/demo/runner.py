@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import esper
 
 from engine_scripting.components import Console
-from engine_scripting.demo.runner_text import compress_console
+from engine_scripting.demo.console_view import compress_console
 from engine_scripting.demo.scenes import COMPONENTS, SCENES, load_scripts
 from engine_scripting.engine import ScriptEngine
 from engine_scripting.limits import ScriptResourceLimits

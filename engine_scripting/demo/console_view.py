@@ -1,4 +1,4 @@
-"""Text helpers of the demo shared by the window and the final report."""
+"""The console tail as the demo shows it, in the window and in the final report."""
 
 from __future__ import annotations
 
