@@ -1009,31 +1009,35 @@ d_getregistry()[GC_DISABLED] = true
 
 -- What extensions (trusted Lua chunks run at set-up, see `install`) may use: the original
 -- library functions, captured before any script could replace a field of its copies.
-local kit = {
-  violation = violation,
-  current_env = function() return env end,
-  add_global = function(name, value)
-    extensions[name] = value
-    env[name] = value
-  end,
-  running_deep = function(level) return d_getinfo(level + max_depth, "l") ~= nil end,
-  traceback = d_traceback,
-  killed = function() return killed end,
-  type = type, error = error, pcall = pcall, xpcall = xpcall, select = select, next = next,
-  rawget = rawget, rawset = rawset, rawequal = rawequal, rawlen = rawlen, tostring = tostring,
-  tonumber = tonumber, setmetatable = setmetatable, getmetatable = d_getmetatable,
-  s_byte = s_byte, s_sub = s_sub, s_find = s_find, s_format = s_format, s_len = s_len,
-  t_concat = t_concat, t_sort = t_sort, t_unpack = t_unpack, m_type = m_type,
-  huge = m_huge, utf8_len = utf8_len, tointeger = m_tointeger,
-  load = function(source, chunkname, mode, environment)   -- text only, for generated code
-    return assert(load(source, chunkname, "t", environment))
-  end,
-}
+local function make_kit()
+  return {
+    violation = violation,
+    current_env = function() return env end,
+    add_global = function(name, value)
+      extensions[name] = value
+      env[name] = value
+    end,
+    running_deep = function(level) return d_getinfo(level + max_depth, "l") ~= nil end,
+    traceback = d_traceback,
+    killed = function() return killed end,
+    type = type, error = error, pcall = pcall, xpcall = xpcall, select = select, next = next,
+    rawget = rawget, rawset = rawset, rawequal = rawequal, rawlen = rawlen, tostring = tostring,
+    tonumber = tonumber, setmetatable = setmetatable, getmetatable = d_getmetatable,
+    s_byte = s_byte, s_sub = s_sub, s_find = s_find, s_format = s_format, s_len = s_len,
+    t_concat = t_concat, t_sort = t_sort, t_unpack = t_unpack, m_type = m_type,
+    huge = m_huge, utf8_len = utf8_len, tointeger = m_tointeger,
+    load = function(source, chunkname, mode, environment)   -- text only, for generated code
+      return assert(load(source, chunkname, "t", environment))
+    end,
+  }
+end
 
 -- `chunk`: bytecode the host precompiled from one of its own files (engine.compile_chunk); never
 -- anything a script supplied.
+local kit = nil   -- built on the first install: contexts without extensions do not pay for it
 local function install(chunk, chunkname, ...)
   local fn = assert(load(chunk, chunkname, "b", {}))
+  kit = kit or make_kit()
   return fn(kit, ...)
 end
 
