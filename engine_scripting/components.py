@@ -31,30 +31,69 @@ class ConsoleMessage:
     tick: int
 
 
+# A script holding this many messages beyond its share triggers a compaction of the console.
+_COMPACT_SLACK = 16
+
+
 @dataclass(slots=True)
 class Console:
     """The console resource: one per world, on a resource entity created by the ScriptSystem.
 
-    ``messages`` is bounded; the oldest messages drop first.
+    ``messages`` is bounded; the oldest messages drop first. Each script may hold at most
+    ``share`` of them (default a quarter): beyond that its own oldest lines go, so a flooding
+    script cannot push the other scripts' messages out, however many ticks it floods.
     """
 
     maxlen: int = 1000
+    share: int = 0
     messages: deque[ConsoleMessage] = field(init=False)
+    _held: dict[str, int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if isinstance(self.maxlen, bool) or not isinstance(self.maxlen, int) or self.maxlen < 1:
             raise ValueError(f"maxlen must be a positive int, not {self.maxlen!r}")
+        if self.share == 0:
+            self.share = max(1, self.maxlen // 4)
+        if isinstance(self.share, bool) or not isinstance(self.share, int) or self.share < 1:
+            raise ValueError(f"share must be a positive int, not {self.share!r}")
         self.messages = deque(maxlen=self.maxlen)
+        self._held = {}
+
+    def append(self, message: ConsoleMessage) -> None:
+        """Add a message, keeping every script within its share."""
+        messages, held = self.messages, self._held
+        if len(messages) == self.maxlen:
+            dropped = messages[0].script
+            held[dropped] = held.get(dropped, 1) - 1
+        messages.append(message)
+        count = held.get(message.script, 0) + 1
+        held[message.script] = count
+        if count > self.share + _COMPACT_SLACK:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Keep each script's newest ``share`` messages, in order (one pass, O(maxlen))."""
+        kept: dict[str, int] = {}
+        newest_first = []
+        for message in reversed(self.messages):
+            count = kept.get(message.script, 0)
+            if count < self.share:
+                kept[message.script] = count + 1
+                newest_first.append(message)
+        self.messages.clear()
+        self.messages.extend(reversed(newest_first))
+        self._held = kept
 
     def drain(self) -> list[ConsoleMessage]:
         """Return every message and empty the console."""
         drained = list(self.messages)
-        self.messages.clear()
+        self.clear()
         return drained
 
     def clear(self) -> None:
         """Drop every message."""
         self.messages.clear()
+        self._held.clear()
 
     def tail(self, count: int) -> list[ConsoleMessage]:
         """The last ``count`` messages, oldest first."""

@@ -357,7 +357,7 @@ class ScriptSystem(esper.Processor):
         if self._console is None:
             self._find_resources()
         assert self._console is not None
-        self._console.messages.append(ConsoleMessage(script, entity, text, level, self.tick))
+        self._console.append(ConsoleMessage(script, entity, text, level, self.tick))
 
     def queue_event(self, event: ScriptEvent) -> bool:
         """Queue an event for the next tick; False when the queue is full."""

@@ -99,7 +99,7 @@ class Renderer:
         consoles = esper.get_component(Console)
         if not consoles:
             return
-        lines = compress_console(consoles[0][1].tail(200), 12)
+        lines = compress_console(consoles[0][1].messages, 12)
         y = HEIGHT - 14 * 17 - 8
         self._text("console", (PANEL_X, y), DIM)
         for level, text in lines:

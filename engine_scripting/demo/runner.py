@@ -87,7 +87,7 @@ def run_scene(name: str, *, frames: int | None, headless: bool, snapshot: str | 
             renderer.save(snapshot)
         [(_, console)] = esper.get_component(Console)
         tail = tuple(f"{level:<8}{text}" for level, text in
-                     compress_console(console.tail(200), 14))
+                     compress_console(console.messages, 14))
         return DemoResult(scene.name, frame, manager.statuses(), tail)
     finally:
         for script in manager.names():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import esper
+import pytest
 
 from engine_scripting import (
     Console,
@@ -93,3 +94,29 @@ def test_events_wait_in_the_ecs_not_in_the_system(spawn_scripted: Loader) -> Non
     [(_, queue)] = esper.get_component(EventQueue)
     [event] = queue.pending
     assert (event.name, event.payload, event.source_script) == ("hit", {"damage": 3}, "sender")
+
+
+def test_a_flooder_cannot_push_others_out_over_many_ticks(ecs_engine: ScriptEngine,
+                                                          world: str) -> None:
+    manager = ScriptManager(ecs_engine)
+    esper.add_processor(ScriptSystem(manager, console_maxlen=100))
+    manager.load("flood", "function on_update(self) for i = 1, 50 do print(i) end end")
+    manager.load("quiet", """function on_update(self)
+        if not self.said then self.said = true print("hello once") end end""")
+    esper.create_entity(Script("flood"))
+    esper.create_entity(Script("quiet"))
+    for _ in range(30):
+        esper.process(0.1)
+    texts = console_texts()
+    assert "hello once" in texts
+    [(_, console)] = esper.get_component(Console)
+    flood_lines = sum(1 for m in console.messages if m.script == "flood")
+    assert flood_lines <= console.share + 16
+    for name in manager.names():
+        manager.unload(name)
+
+
+def test_console_share_is_validated() -> None:
+    assert Console(maxlen=8).share == 2
+    with pytest.raises(ValueError):
+        Console(maxlen=8, share=-1)
