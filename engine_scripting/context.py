@@ -288,6 +288,17 @@ class ScriptContext:
             raise ScriptRuntimeError(str(failure), script=self.name)
         return result if isinstance(result, tuple) else (result,)
 
+    def _stack_ran_away(self) -> bool:
+        """Whether the memory just ran out on a stack far deeper than the recursion limit.
+
+        Lua calls no message handler for memory errors, so the depth is read afterwards: the
+        main thread's stack keeps its size until the next garbage collection.
+        """
+        watch, native = self._watch, self._native
+        if watch is None or native is None or not native.stack_sampling:
+            return False
+        return native.stack_capacity(watch.main_state) > max(100_000, 4 * watch.deep_slots)
+
     def _memory_error(self) -> ResourceLimitExceeded:
         return ResourceLimitExceeded(
             f"{self.name}: memory limit exceeded", limit_type="memory", script=self.name
@@ -317,7 +328,7 @@ class ScriptContext:
     def _error(self, error: object) -> ScriptError:
         deep = self._outcome()
         if error == _MEMORY_MESSAGE:
-            if deep:
+            if deep or self._stack_ran_away():
                 return ResourceLimitExceeded(
                     f"{self.name}: recursion limit exceeded", limit_type="recursion",
                     script=self.name,

@@ -28,6 +28,7 @@ _LUA_VNUMINT = 0x03
 # struct lua_State (Lua 5.4): CommonHeader, status, allowhook, nci, then `top` ... `stack`
 _STATE_ALLOWHOOK_OFFSET = 11
 _STATE_TOP_OFFSET = 16
+_STATE_STACK_LAST_OFFSET = 40
 _STATE_STACK_OFFSET = 48
 _STACK_SLOT_SIZE = 16
 _STATE_GLOBAL_OFFSET = 24
@@ -116,7 +117,9 @@ class LuaNative:
         runtime.execute("local function f(n) if n == 0 then probe() return 0 end "
                         "return 1 + f(n - 1) end return f(100)")
         idle = self.stack_slots(state)
-        return bool(seen) and 0 <= idle < 64 and 200 <= seen[0] < 100_000
+        capacity = self.stack_capacity(state)
+        return (bool(seen) and 0 <= idle < 64 and 200 <= seen[0] < 100_000
+                and seen[0] <= capacity < 1_000_000)
 
     @staticmethod
     def disable_finalizers(state: int, event_names: tuple[int, ...], replacement: int) -> (
@@ -176,6 +179,14 @@ class LuaNative:
     @staticmethod
     def _allowhook(state: int) -> int:
         return ctypes.c_ubyte.from_address(state + _STATE_ALLOWHOOK_OFFSET).value
+
+    @staticmethod
+    def stack_capacity(state: int) -> int:
+        """How many stack slots ``state`` has allocated: it stays high for a while after a deep
+        recursion unwound (Lua shrinks stacks only during garbage collection)."""
+        last = _read_pointer(state + _STATE_STACK_LAST_OFFSET)
+        stack = _read_pointer(state + _STATE_STACK_OFFSET)
+        return (last - stack) // _STACK_SLOT_SIZE
 
     @staticmethod
     def stack_slots(state: int) -> int:

@@ -24,7 +24,7 @@ SAMPLE_COUNT = 2
 ALLOW_HOOKS_AFTER_POLLS = 3
 # A call's stack is first sampled this long after it began (then every poll): most calls end
 # sooner and are never touched.
-FIRST_SAMPLE_AFTER_S = 0.004
+FIRST_SAMPLE_AFTER_S = 0.001
 _IDLE_AFTER_S = 0.25
 
 

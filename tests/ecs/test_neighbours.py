@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import esper
 
-from engine_scripting import Permissions, Script, ScriptEngine, ScriptManager, ScriptSystem
+from engine_scripting import (
+    Permissions,
+    Script,
+    ScriptEngine,
+    ScriptManager,
+    ScriptResourceLimits,
+    ScriptSystem,
+)
 from tests.ecs.support import COMPONENTS, Health, Position, Velocity
 
 GOOD = {
@@ -45,7 +52,9 @@ def _run(engine: ScriptEngine, world: str, hostile: bool, ticks: int) -> list[ob
     manager = ScriptManager(engine)
     esper.add_processor(ScriptSystem(manager, components=COMPONENTS))
     for name, (source, grants) in GOOD.items():
-        manager.load(name, source, permissions=grants)
+        # wall-clock limits: room for a loaded machine's pauses, so only hostile scripts stop
+        manager.load(name, source, permissions=grants, limits=ScriptResourceLimits(
+            max_memory_mb=16, max_execution_time_ms=2000))
     good = [esper.create_entity(Position(float(i), 0.0), Velocity(3.0 + i, 1.0), Health(0),
                                 Script("mover" if i % 2 else "pinger")) for i in range(6)]
     if hostile:
