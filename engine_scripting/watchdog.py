@@ -56,7 +56,7 @@ class Watchdog:
     def __init__(self, native: LuaNative, poll_interval_s: float = 0.001) -> None:
         self._native = native
         self._poll_interval_s = poll_interval_s
-        self._active: dict[int, CallWatch] = {}
+        self._active: dict[CallWatch, CallWatch] = {}  # keyed by identity (eq=False)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._sleeping = True
@@ -68,17 +68,25 @@ class Watchdog:
         now = time.perf_counter()
         watch.deadline = now + watch.budget_s
         watch.sample_at = now + FIRST_SAMPLE_AFTER_S
-        watch.stopping = False
-        watch.sampled = False
-        watch.polls_stopping = 0
-        self._active[id(watch)] = watch
+        if watch.stopping or watch.sampled:
+            watch.stopping = watch.sampled = False
+            watch.polls_stopping = 0
+        self._active[watch] = watch
         if self._sleeping:
             self._start()
 
     def end(self, watch: CallWatch) -> bool:
-        """Stop watching; True when a hook was armed and the context must be cleaned up."""
-        with self._lock:
-            del self._active[id(watch)]
+        """Stop watching; True when a hook was armed and the context must be cleaned up.
+
+        Takes the lock the watchdog holds while it checks calls: once this returns, no check of
+        this call is running, and none will arm its threads.
+        """
+        lock = self._lock
+        lock.acquire()
+        try:
+            del self._active[watch]
+        finally:
+            lock.release()
         return watch.stopping or watch.sampled
 
     def close(self) -> None:
