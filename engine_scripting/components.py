@@ -9,12 +9,13 @@ from typing import Literal
 ConsoleLevel = Literal["info", "warning", "error"]
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Script:
     """Attaches the script loaded under ``name`` in the ScriptManager to an entity.
 
     This component is the only link between entities and scripts. Removing it (or the entity)
-    ends the instance; ``on_destroy`` runs at the next tick.
+    ends the instance; ``on_destroy`` runs at the next tick. It is immutable: to switch an
+    entity to another script, add a new ``Script`` component (esper then sees the change).
     """
 
     name: str

@@ -205,3 +205,13 @@ def test_fields_holding_other_types_read_as_nil(spawn_scripted: Loader) -> None:
     esper.process(0.1)
     assert console_texts() == ["nil\t2.0", "nil\ttrue"]
     assert esper.component_for_entity(entity, Position).x == "not a number"
+
+
+def test_switching_an_entity_to_another_script(spawn_scripted: Loader,
+                                               manager: ScriptManager) -> None:
+    manager.load("second", "function on_start(self) print('second starts') end")
+    entity = spawn_scripted("first", "function on_destroy(self) print('first ends') end")
+    esper.process(0.1)
+    esper.add_component(entity, Script("second"))  # replaces the link
+    esper.process(0.1)
+    assert sorted(console_texts()) == ["first ends", "second starts"]
