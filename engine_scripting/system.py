@@ -5,11 +5,13 @@ per script per tick runs all its instances) and WorldBindings (the host side of 
 
 One tick, in order:
 1. the resource entity (Console and EventQueue) is found or created in the current world;
-2. entities with a Script component are grouped by script name;
-3. for each enabled script, in load order: ``on_reload`` if a reload was adopted, then in one
+2. scripts whose files changed are reloaded (every ``hot_reload_interval_s``);
+3. entities with a Script component are grouped by script name;
+4. for each enabled script, in load order: ``on_reload`` if a reload was adopted, then in one
    batch: delivery of the events queued during the previous tick (``on_event``), ``on_destroy``
-   for ended instances, ``on_start`` for new ones and ``on_update`` for all;
-4. each script's outcome is recorded in the manager, logged, and errors go to the console.
+   for ended instances, ``on_start`` for new ones and ``on_update`` for all; the batch's
+   buffered component writes are then applied;
+5. each script's outcome is recorded in the manager, logged, and errors go to the console.
 """
 
 from __future__ import annotations
