@@ -56,7 +56,7 @@ class ScriptEngine:
         if not trusted:
             self._native = LuaNative()
             self._watchdog = Watchdog(self._native, poll_interval_s=watchdog_poll_ms / 1000.0)
-        self._setup_chunk = _compile_setup()
+        self._setup_chunk = compile_chunk("lua/sandbox.lua", "sandbox")
 
     def create_context(
         self,
@@ -112,6 +112,3 @@ def compile_chunk(resource: str, chunk_name: str) -> bytes:
     chunk: bytes = dump(source, b"=" + chunk_name.encode())
     return chunk
 
-
-def _compile_setup() -> bytes:
-    return compile_chunk("lua/sandbox.lua", "sandbox")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from operator import attrgetter
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import esper
@@ -50,10 +51,14 @@ def _decoded(value: object) -> object:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+_WRITTEN_TYPES: MappingProxyType[FieldKind, type] = MappingProxyType(
+    {"float": float, "int": int, "bool": bool, "str": bytes}
+)
+
+
 def _check_column(kind: FieldKind, column: tuple[object, ...]) -> None:
     """Second line of defence: world.lua validated these values; fail on anything else."""
-    expected = {"float": float, "int": int, "bool": bool, "str": bytes}[kind]
-    if not set(map(type, column)) <= {expected}:
+    if not set(map(type, column)) <= {_WRITTEN_TYPES[kind]}:
         raise TypeError(f"write-back of a {kind} field holds another type")
     if kind == "float" and not all(map(math.isfinite, column)):  # type: ignore[arg-type]
         raise TypeError("write-back of a float field holds NaN or inf")

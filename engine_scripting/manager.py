@@ -266,20 +266,21 @@ class ScriptManager:
         """The record of a loaded script, or None. For the ScriptSystem only."""
         return self._scripts.get(name)
 
-    def record_time(self, record: ManagedScript, elapsed_s: float, instances: int) -> None:
-        """Count one tick of the script, its wall time and how many instances it ran."""
+    def record_time(self, record: ManagedScript, elapsed_s: float) -> None:
+        """Count one tick of the script and its wall time."""
         record.calls += 1
         record.total_time_s += elapsed_s
-        record.instances = instances
         if elapsed_s > record.max_time_s:
             record.max_time_s = elapsed_s
 
-    def record_tick(self, record: ManagedScript, errors: list[ScriptError]) -> None:
-        """Record one tick's outcome: its errors, or a clean tick.
+    def record_tick(self, record: ManagedScript, errors: list[ScriptError],
+                    instances: int) -> None:
+        """Record one tick's outcome (its errors, or a clean tick) and its instance count.
 
         A security violation disables the script at once; ``max_consecutive_failures`` failing
         ticks in a row disable it too.
         """
+        record.instances = instances
         if not errors:
             record.consecutive_failures = 0
             return

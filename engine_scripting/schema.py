@@ -39,8 +39,6 @@ class ComponentSchema:
     kinds: tuple[FieldKind, ...]
     required: frozenset[str]
     read_fields: Any  # operator.attrgetter over ``fields``
-    has_text: bool
-    all_float: bool
 
     def values(self, component: object) -> tuple[object, ...]:
         """The visible field values of ``component`` as Lua may see them (see ``lua_value``)."""
@@ -118,6 +116,5 @@ def build_schemas(component_types: typing.Sequence[type]) -> tuple[ComponentSche
             name=name, component_type=component_type, index=index, fields=tuple(names),
             kinds=tuple(kinds), required=frozenset(required),
             read_fields=attrgetter(*names) if names else (lambda _component: ()),
-            has_text="str" in kinds, all_float=all(kind == "float" for kind in kinds),
         ))
     return tuple(schemas)

@@ -141,7 +141,6 @@ class ScriptSystem(esper.Processor):
             if record is not None:
                 self._run_script(record, links.get(name, ()), deliveries.get(name), float(dt),
                                  source)
-        self._forget_unloaded()
         for name in links:
             if name not in self.manager and name not in self._unknown_reported:
                 self._unknown_reported.add(name)
@@ -156,7 +155,8 @@ class ScriptSystem(esper.Processor):
         name, api = record.name, record.api
         if self._attached.get(name) is not record:
             self._attach(record)
-        self._bindings[name].spawned_this_tick = 0
+        bindings = self._bindings[name]
+        bindings.spawned_this_tick = 0
         known = self._instances[name]
         if self._synced.get(name) is source:
             added: list[int] = []
@@ -166,7 +166,6 @@ class ScriptSystem(esper.Processor):
             added, removed = sorted(wanted - known), sorted(known - wanted)
         errors: list[ScriptError] = []
         complete = True
-        bindings = self._bindings[name]
         bindings.start_batch(self._order[name])
         if record.reload_pending:
             record.reload_pending = False
@@ -200,10 +199,9 @@ class ScriptSystem(esper.Processor):
                 self._order[name] = sorted(self._instances[name])
         errors.extend(self._host_errors.pop(name, ()))
         if self.profiling:
-            self.manager.record_time(record, time.perf_counter() - started,
-                                     len(self._instances.get(name, ())))
+            self.manager.record_time(record, time.perf_counter() - started)
         self._report(record, errors)
-        self.manager.record_tick(record, errors)
+        self.manager.record_tick(record, errors, len(self._instances.get(name, ())))
 
     def _call(self, record: ManagedScript, function: Any, errors: list[ScriptError],
               *args: object) -> bool:
@@ -286,13 +284,8 @@ class ScriptSystem(esper.Processor):
         self._order[record.name] = []
         self._synced.pop(record.name, None)
 
-    def _forget_unloaded(self) -> None:
-        for name in [name for name, record in self._attached.items()
-                     if self.manager.running(name) is not record]:
-            self._forget(name)
-
     def _forget(self, name: str) -> None:
-        """Drop everything the system keeps for a script (it was unloaded or replaced)."""
+        """Drop everything the system keeps for a script (the manager unloaded it)."""
         self._attached.pop(name, None)
         self._bindings.pop(name, None)
         self._instances.pop(name, None)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
+import esper
 import pytest
 import structlog
 
@@ -34,3 +36,27 @@ def ctx(engine: ScriptEngine) -> Iterator[ScriptContext]:
     context = engine.create_context("test")
     yield context
     context.close()
+
+
+ECS_LIMITS = ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=50,
+                                  max_recursion_depth=200)
+_world_names = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def ecs_engine() -> Iterator[ScriptEngine]:
+    """The engine of the ECS tests (one watchdog for the whole session)."""
+    engine = ScriptEngine(ECS_LIMITS)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def world() -> Iterator[str]:
+    """Switch to a fresh esper world for the test, and delete it afterwards."""
+    previous = esper.current_world
+    name = f"test-world-{next(_world_names)}"
+    esper.switch_world(name)
+    yield name
+    esper.switch_world(previous)
+    esper.delete_world(name)

@@ -15,6 +15,7 @@ from types import MappingProxyType
 import esper
 
 from engine_scripting.components import Script
+from engine_scripting.demo.scenes import Position, Velocity
 from engine_scripting.engine import ScriptEngine
 from engine_scripting.limits import ScriptResourceLimits
 from engine_scripting.manager import ScriptManager
@@ -24,18 +25,6 @@ from engine_scripting.system import ScriptSystem
 LIMITS = ScriptResourceLimits(max_memory_mb=256, max_execution_time_ms=10_000)
 GRANTS = Permissions(read={"Position", "Velocity", "Target"}, write={"Position", "Velocity"})
 SCENES = ("empty", "movers", "logic")
-
-
-@dataclass(slots=True)
-class Position:
-    x: float
-    y: float
-
-
-@dataclass(slots=True)
-class Velocity:
-    x: float = 0.0
-    y: float = 0.0
 
 
 @dataclass(slots=True)

@@ -1,35 +1,14 @@
-"""ECS fixtures: a fresh esper world per test, real engines, real scripts."""
+"""ECS fixtures: a manager and a system in the fresh world of each test (tests/conftest.py)."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 
 import esper
 import pytest
 
 from engine_scripting import Permissions, Script, ScriptEngine, ScriptManager, ScriptSystem
-from tests.ecs.support import ALL, COMPONENTS, ECS_LIMITS
-
-_world_names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def ecs_engine() -> Iterator[ScriptEngine]:
-    engine = ScriptEngine(ECS_LIMITS)
-    yield engine
-    engine.close()
-
-
-@pytest.fixture
-def world() -> Iterator[str]:
-    """Switch to a fresh esper world for the test, and delete it afterwards."""
-    previous = esper.current_world
-    name = f"test-world-{next(_world_names)}"
-    esper.switch_world(name)
-    yield name
-    esper.switch_world(previous)
-    esper.delete_world(name)
+from tests.ecs.support import ALL, COMPONENTS
 
 
 @pytest.fixture

@@ -6,10 +6,7 @@ from dataclasses import dataclass
 
 import esper
 
-from engine_scripting import Console, Permissions, ScriptResourceLimits
-
-ECS_LIMITS = ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=50,
-                                  max_recursion_depth=200)
+from engine_scripting import Console, Permissions
 
 
 @dataclass

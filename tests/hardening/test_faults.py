@@ -3,7 +3,6 @@ deleted or scripts unloaded mid-tick, or host-side Python code raises."""
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -18,9 +17,8 @@ from engine_scripting import (
     ScriptRuntimeError,
     ScriptSystem,
 )
-from tests.ecs.support import ECS_LIMITS, Position
+from tests.ecs.support import Position
 
-_worlds = itertools.count()
 
 
 @dataclass
@@ -49,19 +47,12 @@ class Sensor:
 
 
 @pytest.fixture
-def game() -> Iterator[ScriptManager]:
-    engine = ScriptEngine(ECS_LIMITS)
-    previous = esper.current_world
-    world = f"faults-{next(_worlds)}"
-    esper.switch_world(world)
-    manager = ScriptManager(engine)
+def game(ecs_engine: ScriptEngine, world: str) -> Iterator[ScriptManager]:
+    manager = ScriptManager(ecs_engine)
     esper.add_processor(ScriptSystem(manager, components=[Position, Trigger, Sensor]))
     yield manager
     for name in manager.names():
         manager.unload(name)
-    esper.switch_world(previous)
-    esper.delete_world(world)
-    engine.close()
 
 
 MOVER = """

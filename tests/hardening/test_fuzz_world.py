@@ -5,11 +5,9 @@ leave component data untouched whenever the call failed."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import astuple
 
 import esper
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,17 +20,11 @@ from engine_scripting import (
     ScriptSystem,
     SecurityViolation,
 )
-from tests.ecs.support import ALL, COMPONENTS, ECS_LIMITS, Health, Label, Position, Velocity
+from tests.ecs.support import ALL, COMPONENTS, Health, Label, Position, Velocity
 from tests.hardening.test_fuzz_boundary import lua_values
 
 _worlds = itertools.count()
 
-
-@pytest.fixture(scope="module")
-def fuzz_engine() -> Iterator[ScriptEngine]:
-    engine = ScriptEngine(ECS_LIMITS)
-    yield engine
-    engine.close()
 
 FUNCTIONS = ["get", "set", "has", "spawn", "destroy", "emit"]
 arguments = st.lists(
@@ -54,12 +46,12 @@ def _snapshot(entities: list[int]) -> list[object]:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(function=st.sampled_from(FUNCTIONS), args=arguments,
        grants=st.sampled_from(["all", "none"]))
-def test_world_calls_with_arbitrary_arguments(fuzz_engine: ScriptEngine, function: str,
+def test_world_calls_with_arbitrary_arguments(ecs_engine: ScriptEngine, function: str,
                                               args: list[str], grants: str) -> None:
     previous = esper.current_world
     world = f"fuzz-world-{next(_worlds)}"
     esper.switch_world(world)
-    manager = ScriptManager(fuzz_engine)
+    manager = ScriptManager(ecs_engine)
     try:
         esper.add_processor(ScriptSystem(manager, components=COMPONENTS))
         manager.load("fuzz", f"""
