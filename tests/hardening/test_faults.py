@@ -20,7 +20,6 @@ from engine_scripting import (
 from tests.ecs.support import Position
 
 
-
 @dataclass
 class Trigger:
     """A component whose write runs host code: the injected fault."""
