@@ -38,6 +38,16 @@ _RECURSION_MARKERS = ("stack overflow", "recursion limit exceeded")
 Result = PlainData | tuple[PlainData, ...]
 
 
+def _push_free_types() -> frozenset[type]:
+    """Argument types lupa pushes onto a Lua stack without allocating in the Lua state."""
+    runtime = lua54.LuaRuntime()
+    table, function = runtime.eval("{}, function() end")
+    return frozenset({type(None), bool, int, float, type(table), type(function)})
+
+
+_PUSH_FREE = _push_free_types()
+
+
 class ContextHooks:
     """What the Lua side may call in Python: print output and violation reports.
 
@@ -102,6 +112,7 @@ class ScriptContext:
         self._outcome: Any = control[b"outcome"]
         self._install: Any = control[b"install"]
         self._invoke: Any = control[b"invoke"]
+        self._apply: Any = control[b"apply"]
         self._stage: Any = control[b"stage"]
         self._chunk_name = b"=" + name.encode("utf-8", "replace")
         self._watchdog = watchdog
@@ -109,6 +120,13 @@ class ScriptContext:
         self._busy = False
         self._watch: CallWatch | None = None
         self._restore_finalizers: Callable[[], object] | None = None
+        # The memory limit is in force only while script code runs (see _run); at any other
+        # time the host may allocate in the state (converting arguments, reading results)
+        # where Lua has no protected call to catch a memory error, and such an error aborts
+        # the whole process ("PANIC: unprotected error in call to Lua API").
+        self._memory_limit = limits.max_memory_bytes if limits is not None else None
+        if self._memory_limit is not None:
+            runtime.set_max_memory(0)
         if native is not None and limits is not None:
             switch = native.disable_finalizers(
                 int(control[b"main"], 16),
@@ -252,7 +270,15 @@ class ScriptContext:
         failure: BaseException | None = None
         result: object = None
         stopped = False
+        limit = self._memory_limit
         try:
+            if limit is not None:
+                if not all(type(arg) in _PUSH_FREE for arg in args):
+                    # strings and other values that allocate when pushed travel in one table,
+                    # made while no limit is in force
+                    packed = self._runtime.table_from(list(args))
+                    function, args = self._apply, (function, packed, len(args))
+                self._runtime.set_max_memory(limit)
             if watch is not None and self._watchdog is not None:
                 self._watchdog.begin(watch)
                 try:
@@ -266,11 +292,15 @@ class ScriptContext:
                     result = function(*args)
                 except lua54.LuaError as error:
                     failure = error
+            if limit is not None:
+                self._runtime.set_max_memory(0)
             reason: object = None
             if stopped and watch is not None and self._native is not None:
                 self._native.disarm(watch.main_state)
                 reason = self._after_stop()
         finally:
+            if limit is not None and self._runtime is not None:
+                self._runtime.set_max_memory(0)
             self._busy = False
         if hooks.violations:
             kind, message, entity = hooks.violations[0]

@@ -980,6 +980,13 @@ local function invoke(fn, ...)
   return xpcall(fn, handler, ...)
 end
 
+-- Call a trampoline above with arguments the host packed into one table: pushing a table
+-- reference allocates nothing, so no allocation happens outside Lua's protection while the
+-- memory limit is in force (see ScriptContext._run).
+local function apply(fn, packed, n)
+  return fn(t_unpack(packed, 1, n))
+end
+
 -- After a stop: disarm every thread and report why the call was stopped.
 local function after_stop()
   for thread in next, hooktable do
@@ -1044,6 +1051,7 @@ return {
   env = env,
   install = install,
   invoke = invoke,
+  apply = apply,
   stage = stage,
   event_names = s_format("%p %p %p %p", "__index", "__newindex", "__gc", "__mode"),
   gc_disabled = s_format("%p", GC_DISABLED),
