@@ -307,9 +307,10 @@ class ScriptContext:
             error_class = PermissionDenied if kind == "permission" else SecurityViolation
             raise error_class(message, reason=kind, script=self.name, entity=entity)
         if reason is not None and reason is not False:
-            limit = _text(reason)
+            breached = _text(reason)
             raise ResourceLimitExceeded(
-                f"{self.name}: {limit} limit exceeded", limit_type=limit,  # type: ignore[arg-type]
+                f"{self.name}: {breached} limit exceeded",
+                limit_type=breached,  # type: ignore[arg-type]
                 script=self.name,
             )
         if failure is not None:
