@@ -9,7 +9,7 @@ an unexpected exception is logged, recorded, and reported to Lua as status -2.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -60,7 +60,9 @@ def _check_column(kind: FieldKind, column: tuple[object, ...]) -> None:
     """Second line of defence: world.lua validated these values; fail on anything else."""
     if not set(map(type, column)) <= {_WRITTEN_TYPES[kind]}:
         raise TypeError(f"write-back of a {kind} field holds another type")
-    if kind == "float" and not all(map(math.isfinite, column)):  # type: ignore[arg-type]
+    # a finite sum of floats means no NaN or inf; an overflowing one needs a closer look
+    if (kind == "float" and not math.isfinite(sum(column))  # type: ignore[arg-type]
+            and not all(map(math.isfinite, column))):  # type: ignore[arg-type]
         raise TypeError("write-back of a float field holds NaN or inf")
 
 
@@ -75,7 +77,10 @@ class WorldBindings:
         self.spawned_this_tick = 0
         # the script's instances during the current batch, in the order of world.lua's `order`
         self.batch_entities: list[int] = []
-        self._lookups: dict[int, Callable[[int], object]] = {}
+        # per component index: (esper's holders list, batch entities, components, complete)
+        self._kept: dict[int, tuple[list[Any], list[int], list[Any], bool]] = {}
+        # per component index: the components fetched in the current batch, by slot
+        self._fetched: dict[int, list[Any]] = {}
 
     def functions(self) -> tuple[Callable[..., Any], ...]:
         """The host functions, in world.lua's ``attach`` order."""
@@ -85,34 +90,49 @@ class WorldBindings:
     def start_batch(self, entities: list[int]) -> None:
         """Name the script's instances for the next batch, in world.lua's order."""
         self.batch_entities = entities
-        self._lookups.clear()
+        self._fetched.clear()
 
-    def _lookup(self, schema: ComponentSchema) -> Callable[[int], object]:
-        """entity -> component (or None) for this batch: a dict over esper's cached query when
-        the instances are a good share of the component's holders, else esper.try_component."""
-        found = self._lookups.get(schema.index)
-        if found is None:
-            holders: list[tuple[int, object]] = esper.get_component(schema.component_type)
-            if len(holders) <= 8 * len(self.batch_entities) + 64:
-                found = dict(holders).get
-            else:
-                component_type = schema.component_type
-                found = lambda entity: esper.try_component(entity, component_type)  # noqa: E731
-            self._lookups[schema.index] = found
-        return found
+    def _components(self, schema: ComponentSchema) -> tuple[list[Any], bool]:
+        """The component of each batch instance (None where it has none), and whether every
+        instance has one.
+
+        Kept across batches while esper's cached query for the component type and the batch's
+        instance list are the same objects: esper rebuilds that list whenever a component is
+        added or removed, so the same list means the same component objects.
+        """
+        holders: list[tuple[int, Any]] = esper.get_component(schema.component_type)
+        entities = self.batch_entities
+        kept = self._kept.get(schema.index)
+        if kept is not None and kept[0] is holders and kept[1] is entities:
+            return kept[2], kept[3]
+        components: list[Any]
+        if len(holders) <= 8 * len(entities) + 64:
+            by_entity = dict(holders)
+            try:
+                components, complete = list(map(by_entity.__getitem__, entities)), True
+            except KeyError:
+                components, complete = list(map(by_entity.get, entities)), False
+        else:
+            component_type = schema.component_type
+            components = [esper.try_component(entity, component_type) for entity in entities]
+            complete = all(component is not None for component in components)
+        self._kept[schema.index] = (holders, entities, components, complete)
+        return components, complete
 
     def fetch(self, index: int, total: int, first: int, count: int) -> object:
         """Component ``index`` of instances ``first .. first + count - 1`` of the batch, in
-        columns: ``count`` presence flags, then ``count`` values per field (nil when absent)."""
+        columns: whether all of them have it, ``count`` presence flags unless so, then
+        ``count`` values per field (nil when absent)."""
         try:
             entities = self.batch_entities
             if total != len(entities):
                 return MISSING  # the lists disagree: world.lua falls back to one call per use
             schema = self._schemas[index - 1]
-            components = list(map(self._lookup(schema), entities[first - 1:first - 1 + count]))
-            flat: list[object] = [DONE]
-            if None not in components:
-                flat.extend([True] * len(components))
+            every, complete = self._components(schema)
+            self._fetched[index] = every
+            components = every[first - 1:first - 1 + count]
+            flat: list[object] = [DONE, complete]
+            if complete:
                 for name, kind in zip(schema.fields, schema.kinds, strict=True):
                     flat.extend(lua_column(kind, list(map(attrgetter(name), components))))
             else:
@@ -125,36 +145,53 @@ class WorldBindings:
         except Exception as error:
             return self._failed("fetch", None, error)
 
-    def write_back(self, index: int, fields: int, flat: tuple[object, ...]) -> int:
-        """Write buffered changes back. ``flat`` holds the entity count n, n entity ids, then
-        one column of n values per field: what world.lua's ``pending_writes`` returned.
+    def write_back(self, index: int, fields: int, count: int, first: int,
+                   flat: tuple[object, ...]) -> int:
+        """Write buffered changes back: what world.lua's ``pending_writes`` returned.
+
+        ``count`` instances changed: the batch slots ``first .. first + count - 1`` when
+        ``first`` is positive, else the ``count`` slot numbers that open ``flat``; then
+        ``flat`` holds one column of ``count`` values per field.
         """
         try:
             schema = self._schemas[index - 1]
             names, kinds = schema.fields, schema.kinds
-            count = flat[0]
-            if (fields != len(names) or type(count) is not int
-                    or len(flat) != 1 + count * (fields + 1)):
+            fetched = self._fetched[index]
+            slots = 0 if first > 0 else count
+            if fields != len(names) or len(flat) != slots + count * fields:
                 raise ValueError("malformed write-back from world.lua")
-            entities = flat[1:1 + count]
-            columns = [flat[1 + count * (f + 1):1 + count * (f + 2)] for f in range(fields)]
-            for kind, column in zip(kinds, columns, strict=True):
-                _check_column(kind, column)
-            lookup = self._lookup(schema)
+            places: Sequence[Any] = (range(first - 1, first - 1 + count) if first > 0
+                                     else [slot - 1 for slot in flat[:count]])  # type: ignore
+            components = (fetched[first - 1:first - 1 + count] if first > 0
+                          else [fetched[place] for place in places])
+            if len(components) != count:
+                raise ValueError("write-back beyond the batch")
             status = DONE
-            components = [lookup(entity) for entity in entities]  # type: ignore[arg-type]
-            for name, kind, column in zip(names, kinds, columns, strict=True):
+            for position, (name, kind) in enumerate(zip(names, kinds, strict=True)):
+                column = flat[slots + position * count:slots + (position + 1) * count]
+                _check_column(kind, column)
                 values = [_decoded(value) for value in column] if kind == "str" else column
-                for entity, component, value in zip(entities, components, values, strict=True):
-                    if component is None:
-                        continue  # removed during the batch by the host: nothing to write to
-                    try:
-                        setattr(component, name, value)
-                    except Exception as error:  # one entity's failure must not drop the others'
-                        status = self._failed("set", entity, error)  # type: ignore[arg-type]
+                try:
+                    schema.column_writers[position](components, values)
+                except Exception:  # one entity's failure must not drop the others' writes
+                    status = self._write_one_by_one(name, places, components, values)
             return status
         except Exception as error:
             return self._failed("flush", None, error)
+
+    def _write_one_by_one(self, name: str, places: Sequence[int], components: list[Any],
+                          values: Sequence[object]) -> int:
+        """The slow path of a column write that raised: every write on its own (the ones
+        before the failure are repeated), each failure recorded for its entity."""
+        status = DONE
+        for place, component, value in zip(places, components, values, strict=True):
+            if component is None:
+                continue  # not present at fetch time: nothing to write to
+            try:
+                setattr(component, name, value)
+            except Exception as error:
+                status = self._failed("set", self.batch_entities[place], error)
+        return status
 
     def get(self, entity: int, index: int) -> object:
         try:

@@ -7,7 +7,9 @@ annotation is float, int, bool or str are visible to Lua; other fields are not.
 from __future__ import annotations
 
 import dataclasses
+import keyword
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from types import MappingProxyType
@@ -39,6 +41,7 @@ class ComponentSchema:
     kinds: tuple[FieldKind, ...]
     required: frozenset[str]
     read_fields: Any  # operator.attrgetter over ``fields``
+    column_writers: tuple[ColumnWriter, ...]  # one per field, see ``column_writer``
 
     def values(self, component: object) -> tuple[object, ...]:
         """The visible field values of ``component`` as Lua may see them (see ``lua_value``)."""
@@ -50,6 +53,28 @@ class ComponentSchema:
 
 
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+
+ColumnWriter = Callable[[Sequence[Any], Sequence[Any]], None]
+_WRITER_SOURCE = """
+def write(components, values):
+    for component, value in zip(components, values, strict=True):
+        if component is not None:
+            component.{name} = value
+"""
+
+
+def column_writer(name: str) -> ColumnWriter:
+    """A function that sets attribute ``name`` of each component (skipping None) to the value
+    at the same position: about twice as fast as ``setattr`` in a loop.
+
+    Only for identifiers (dataclass field names always are); it stops at the first exception.
+    """
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise ValueError(f"not an attribute name: {name!r}")
+    namespace: dict[str, Any] = {}
+    exec(_WRITER_SOURCE.format(name=name), namespace)  # an identifier: checked above
+    writer: ColumnWriter = namespace["write"]
+    return writer
 
 
 def lua_value(kind: FieldKind, value: object) -> object:
@@ -116,5 +141,6 @@ def build_schemas(component_types: typing.Sequence[type]) -> tuple[ComponentSche
             name=name, component_type=component_type, index=index, fields=tuple(names),
             kinds=tuple(kinds), required=frozenset(required),
             read_fields=attrgetter(*names) if names else (lambda _component: ()),
+            column_writers=tuple(column_writer(name) for name in names),
         ))
     return tuple(schemas)

@@ -229,7 +229,8 @@ class ScriptSystem(esper.Processor):
                 chunk = record.api.pending_writes()
                 if chunk is None:
                     return
-                bindings.write_back(int(chunk[0]), int(chunk[1]), chunk[2:])  # see pending_writes
+                bindings.write_back(int(chunk[0]), int(chunk[1]), int(chunk[2]), int(chunk[3]),
+                                    chunk[4:])  # see world.lua's pending_writes
         except lua54.LuaError as error:
             errors.append(ScriptRuntimeError(
                 f"{record.name}: writing back component changes failed: {error}",

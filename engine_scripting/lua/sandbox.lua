@@ -1030,7 +1030,7 @@ local function make_kit()
     type = type, error = error, pcall = pcall, xpcall = xpcall, select = select, next = next,
     rawget = rawget, rawset = rawset, rawlen = rawlen, tostring = tostring,
     s_sub = s_sub, s_find = s_find, s_format = s_format, s_len = s_len,
-    t_concat = t_concat, t_unpack = t_unpack, m_type = m_type,
+    t_concat = t_concat, t_unpack = t_unpack, t_move = t_move, m_type = m_type,
     huge = m_huge, utf8_len = utf8_len, tointeger = m_tointeger,
     load = function(source, chunkname, mode, environment)   -- text only, for generated code
       return assert(load(source, chunkname, "t", environment))

@@ -16,9 +16,9 @@ local type, error, xpcall, next, rawget, rawset, rawlen, tostring, select =
 local s_format, s_len, s_sub, t_concat, t_unpack, m_type, utf8_len, huge, tointeger =
   kit.s_format, kit.s_len, kit.s_sub, kit.t_concat, kit.t_unpack, kit.m_type, kit.utf8_len,
   kit.huge, kit.tointeger
-local violation, current_env, killed, running_deep, traceback, pcall, s_find, load =
+local violation, current_env, killed, running_deep, traceback, pcall, s_find, load, t_move =
   kit.violation, kit.current_env, kit.killed, kit.running_deep, kit.traceback, kit.pcall,
-  kit.s_find, kit.load
+  kit.s_find, kit.load, kit.t_move
 
 local MAX_TEXT = caps.max_text                -- bytes in one str field or payload string
 local MAX_PAYLOAD_ITEMS = caps.max_payload_items
@@ -42,9 +42,9 @@ local slot_of = {}                -- entity -> its place in `order`
 -- instances are read from the esper world once per component (h_fetch, all instances at once)
 -- and writes to them are buffered and written back when the batch ends (pending_writes). Reads see
 -- earlier writes of the same batch. Other entities go to the host on every call.
--- cache[index] = {present = {[slot] = bool}, columns = {{[slot] = value}, ...},
---                 dirty = {slot, ...}, marked = {[slot] = true}} or false when the host could
---                 not provide it.
+-- cache[index] = {absent = {[slot] = true}, columns = {{[slot] = value}, ...},
+--                 written = {[slot] = true}, fields = n} or false when the host could not
+--                 provide it.
 local cache = {}
 local FETCH_CHUNK = 4096          -- instances per h_fetch call or pending_writes chunk
 local current = nil               -- the entity whose callback runs now
@@ -200,17 +200,24 @@ local function got(entity, fields, status, ...)
   unknown_entity("get", entity, status)
 end
 
--- Copy one chunk from h_fetch into the entry: `count` presence flags, then one column of
--- `count` values per field (column-major: cheap to build in Python).
-local function take(entry, first, count, status, ...)
+-- Copy one chunk from h_fetch into the entry: whether every instance of the chunk has the
+-- component, `count` presence flags unless so, then one column of `count` values per field
+-- (column-major: cheap to build in Python).
+local function take(entry, first, count, status, complete, ...)
   if status ~= 1 then return false end
   local chunk = {...}
-  local present, columns = entry.present, entry.columns
-  local at = first - 1
-  for i = 1, count do present[at + i] = chunk[i] end
+  local at, offset = first - 1, 0
+  if not complete then
+    local absent = entry.absent
+    for i = 1, count do
+      if not chunk[i] then absent[at + i] = true end
+    end
+    offset = count
+  end
+  local columns = entry.columns
   for f = 1, #columns do
-    local column, offset = columns[f], f * count
-    for i = 1, count do column[at + i] = chunk[offset + i] end
+    t_move(chunk, offset + 1, offset + count, first, columns[f])
+    offset = offset + count
   end
   return true
 end
@@ -220,7 +227,7 @@ local function load_entry(component)
   local index, fields = component.index, #component.fields
   local columns = {}
   for f = 1, fields do columns[f] = {} end
-  local entry = {present = {}, columns = columns, dirty = {}, marked = {}, fields = fields}
+  local entry = {absent = {}, columns = columns, written = {}, fields = fields}
   local total, first = #order, 1
   while first <= total do
     local count = total - first + 1
@@ -247,54 +254,69 @@ local function cached(component, entity)
   return entry, slot
 end
 
-local function mark(entry, slot)
-  if not entry.marked[slot] then
-    entry.marked[slot] = true
-    entry.dirty[#entry.dirty + 1] = slot
-  end
-end
-
 -- The buffered changes of the last batch, one chunk per call: component index, field count,
--- the entity count n, then n entity ids and one column of n values per field. Nothing once all
--- were taken (the cache is then reset). The host pulls them: returning many values to Python
--- is cheap, passing many arguments to a Python function is not.
-local flushing = nil   -- {index, entry, next dirty position} while chunks remain
+-- the count n of changed instances, `first`, then (when `first` is 0) their n slots, and one
+-- column of n values per field. A positive `first` stands for the slots first .. first + n - 1
+-- (every instance changed). Nothing once all were taken (the cache is then reset). The host
+-- pulls them: returning many values to Python is cheap, passing many arguments to a Python
+-- function is not.
+local flushing = nil   -- {index, entry, changed slots or false (all), next position}
 
 local function reset_cache()
   cache, flushing = {}, nil
   for _, component in next, components do component.entry = nil end
 end
+
+local function changed_slots(written)
+  local slots, total = {}, #order
+  for slot = 1, total do
+    if written[slot] then slots[#slots + 1] = slot end
+  end
+  if #slots == total then return false end
+  return slots
+end
+
 local function pending_writes()
   while true do
     if flushing == nil then
       local index, entry = next(cache, nil)
-      while index ~= nil and not (entry and #entry.dirty > 0) do
+      while index ~= nil and not (entry and next(entry.written) ~= nil) do
         index, entry = next(cache, index)
       end
       if index == nil then
         reset_cache()
         return
       end
-      flushing = {index, entry, 1}
+      flushing = {index, entry, changed_slots(entry.written), 1}
     end
-    local index, entry, from = flushing[1], flushing[2], flushing[3]
-    local dirty, columns, fields = entry.dirty, entry.columns, entry.fields
+    local index, entry, slots, from = flushing[1], flushing[2], flushing[3], flushing[4]
+    local columns, fields = entry.columns, entry.fields
+    local total = slots and #slots or #order
     local last = from + FETCH_CHUNK - 1
-    if last > #dirty then last = #dirty end
+    if last > total then last = total end
     local n = last - from + 1
-    local out = {}
-    for j = 1, n do
-      local slot = dirty[from + j - 1]
-      out[j] = order[slot]
-      for f = 1, fields do out[f * n + j] = columns[f][slot] end
+    local out, size = {}, 0
+    if slots then
+      t_move(slots, from, last, 1, out)
+      size = n
+      for f = 1, fields do
+        local column = columns[f]
+        for j = 1, n do out[size + j] = column[slots[from + j - 1]] end
+        size = size + n
+      end
+    else
+      for f = 1, fields do
+        t_move(columns[f], from, last, size + 1, out)
+        size = size + n
+      end
     end
-    if last >= #dirty then
-      entry.dirty = {}
+    if last >= total then
+      entry.written = {}
       flushing = nil
     else
-      flushing[3] = last + 1
+      flushing[4] = last + 1
     end
-    if n > 0 then return index, fields, n, t_unpack(out, 1, n * (fields + 1)) end
+    if n > 0 then return index, fields, n, (slots and 0 or from), t_unpack(out, 1, size) end
   end
 end
 
@@ -304,7 +326,7 @@ local function checked_get(entity, name)
   local component = check_component("get", name, can_read, "readable")
   local entry, slot = cached(component, entity)
   if entry then
-    if not entry.present[slot] then return nil end
+    if entry.absent[slot] then return nil end
     return component.copy(entry.columns, slot)
   end
   return got(entity, component.fields, h_get(entity, component.index))
@@ -317,7 +339,7 @@ local function checked_set(entity, name, fields)
   local values = field_values(component, fields, 3)
   local entry, slot = cached(component, entity)
   if entry then
-    if not entry.present[slot] then
+    if entry.absent[slot] then
       error(s_format("world.set: entity %d has no %s component", entity, name), 2)
     end
     local columns = entry.columns
@@ -325,7 +347,7 @@ local function checked_set(entity, name, fields)
       local value = values[i]
       if value ~= nil then columns[i][slot] = value end
     end
-    mark(entry, slot)
+    entry.written[slot] = true
     return
   end
   local status = h_set(entity, component.index, t_unpack(values, 1, #component.fields))
@@ -342,7 +364,7 @@ local function checked_has(entity, name)
   entity = check_entity("has", entity)
   local component = check_component("has", name, can_read, "readable")
   local entry, slot = cached(component, entity)
-  if entry then return entry.present[slot] == true end
+  if entry then return not entry.absent[slot] end
   local status = h_has(entity, component.index)
   if status < 0 then unknown_entity("has", entity, status) end
   return status == 1
@@ -357,13 +379,13 @@ local readable, writable = {}, {}   -- name -> component, for known and granted 
 -- misses and takes the checked path.
 function world.get(entity, name)
   local component = readable[name]
-  if component ~= nil and current ~= nil and (scope_any or entity == current) then
+  if component ~= nil and current ~= nil and (entity == current or scope_any) then
     local slot = slot_of[entity]
     if slot ~= nil then
       local entry = component.entry
       if entry == nil then entry = load_entry(component) end
       if entry then
-        if not entry.present[slot] then return nil end
+        if entry.absent[slot] then return nil end
         return component.copy(entry.columns, slot)
       end
     end
@@ -373,43 +395,27 @@ end
 
 function world.has(entity, name)
   local component = readable[name]
-  if component ~= nil and current ~= nil and (scope_any or entity == current) then
+  if component ~= nil and current ~= nil and (entity == current or scope_any) then
     local entry, slot = cached(component, entity)
-    if entry then return entry.present[slot] == true end
+    if entry then return not entry.absent[slot] end
   end
   return checked_has(entity, name)
 end
 
 function world.set(entity, name, fields)
   local component = writable[name]
-  if component ~= nil and current ~= nil and (scope_any or entity == current)
+  if component ~= nil and current ~= nil and (entity == current or scope_any)
       and type(fields) == "table" then
-    local slot, entry = slot_of[entity], false
+    local slot = slot_of[entity]
     if slot ~= nil then
-      entry = component.entry
+      local entry = component.entry
       if entry == nil then entry = load_entry(component) end
-    end
-    if entry and entry.present[slot] then
-      -- validate every given field before writing any (floats here; other kinds: checked path)
-      local position, kinds, staged, n = component.position, component.kinds, component.staged, 0
-      for field, value in next, fields do
-        local at = position[field]
-        if at == nil or kinds[at] ~= "float" or type(value) ~= "number" or value ~= value
-            or value == huge or value == -huge then
-          for i = 1, n do staged[i] = nil end
-          return checked_set(entity, name, fields)
-        end
-        staged[n + 1] = at
-        staged[n + 2] = value + 0.0
-        n = n + 2
+      -- store() writes only when every given field is valid; anything else (and text fields)
+      -- takes the checked path, which raises the precise error
+      if entry and not entry.absent[slot] and component.store(fields, entry.columns, slot) then
+        entry.written[slot] = true
+        return
       end
-      local columns = entry.columns
-      for i = 1, n, 2 do
-        columns[staged[i]][slot] = staged[i + 1]
-        staged[i], staged[i + 1] = nil, nil
-      end
-      mark(entry, slot)
-      return
     end
   end
   return checked_set(entity, name, fields)
@@ -668,6 +674,35 @@ local function make_copier(fields)
   return load("local c, s = ... return {" .. t_concat(parts, ", ") .. "}", "=copy", "t", {})
 end
 
+-- store(fields, columns, slot): write a script's field table into the batch cache when every
+-- key is a field of the component and every value has the field's kind; false (nothing
+-- written) otherwise, and for text fields, which the checked path validates. The table is
+-- read raw (next), each value once.
+local STORE_CHECKS = {
+  float = "if v%d ~= nil then if type(v%d) ~= 'number' or v%d ~= v%d or v%d == huge "
+    .. "or v%d == -huge then return false end v%d = v%d + 0.0 end",
+  int = "if v%d ~= nil and m_type(v%d) ~= 'integer' then return false end",
+  bool = "if v%d ~= nil and type(v%d) ~= 'boolean' then return false end",
+  str = "if v%d ~= nil then return false end",
+}
+local function make_store(fields, kinds)
+  if #fields == 0 or #fields > 100 then   -- Lua allows 200 locals per function
+    return function() return false end
+  end
+  local names, tests, checks, writes = {}, {}, {}, {}
+  for i = 1, #fields do
+    names[i] = "v" .. i
+    tests[i] = s_format("%s k == %q then v%d = v", i == 1 and "if" or "elseif", fields[i], i)
+    checks[i] = s_format(STORE_CHECKS[kinds[i]], i, i, i, i, i, i, i, i)
+    writes[i] = s_format("if v%d ~= nil then c[%d][s] = v%d end", i, i, i)
+  end
+  local source = "local next, type, m_type, huge = ... return function(t, c, s) local "
+    .. t_concat(names, ", ") .. " for k, v in next, t do " .. t_concat(tests, " ")
+    .. " else return false end end " .. t_concat(checks, " ") .. " "
+    .. t_concat(writes, " ") .. " return true end"
+  return load(source, "=store", "t", {})(next, type, m_type, huge)
+end
+
 -- The host side: component schemas and the Python functions behind the world API.
 local function attach(schema, get, set, has, spawn, destroy, emit, host_print, fetch)
   components = {}
@@ -677,7 +712,8 @@ local function attach(schema, get, set, has, spawn, destroy, emit, host_print, f
     for i = 1, #spec.required do required[spec.required[i]] = true end
     local component = {name = name, index = spec.index, fields = spec.fields,
                        kinds = spec.kinds, position = position, required = required,
-                       copy = make_copier(spec.fields), staged = {}}
+                       copy = make_copier(spec.fields),
+                       store = make_store(spec.fields, spec.kinds)}
     components[name] = component
   end
   readable, writable = {}, {}
