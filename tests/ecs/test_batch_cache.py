@@ -78,3 +78,58 @@ def test_instances_without_a_component(spawn_scripted: Loader) -> None:
     assert texts[0].startswith("true\ttable:") and texts[0].endswith("true")
     assert texts[1].startswith("false\tnil\tfalse") and "has no Health component" in texts[1]
     assert esper.component_for_entity(with_parts, Health).value == 1
+
+
+def _positions(entities: list[int]) -> list[tuple[float, float]]:
+    return [(p.x, p.y) for p in (esper.component_for_entity(e, Position) for e in entities)]
+
+
+def test_every_or_some_instances_writing_lands_on_the_right_entities(
+    spawn_scripted: Loader, manager: ScriptManager,
+) -> None:
+    # more instances than one chunk of the fetch and write-back (4,096), so that runs of
+    # slots and lists of slots both cross chunk borders
+    source = """
+        function on_update(self)
+          local p = world.get(self.entity, "Position")
+          if MODE == "all" or self.entity % 3 == 0 then
+            world.set(self.entity, "Position", {x = p.x + self.entity})
+          end
+          if self.entity % 1000 == 7 then world.set(self.entity, "Health", {value = 7}) end
+        end"""
+    entities = [spawn_scripted("writer", source, Position(1.0, float(i)), Health(1))
+                for i in range(5000)]
+    esper.process(0.1)   # MODE is nil: every third instance writes
+    expected = [(1.0 + e if e % 3 == 0 else 1.0, float(i)) for i, e in enumerate(entities)]
+    assert _positions(entities) == expected
+    assert [e for e in entities if esper.component_for_entity(e, Health).value == 7] == [
+        e for e in entities if e % 1000 == 7]
+    record = manager.running("writer")
+    assert record is not None
+    record.context.execute('MODE = "all"')
+    esper.process(0.1)
+    expected = [(x + e, y) for (x, y), e in zip(expected, entities, strict=True)]
+    assert _positions(entities) == expected
+
+
+def test_replaced_and_removed_components_are_seen_next_tick(spawn_scripted: Loader) -> None:
+    source = """
+        function on_update(self)
+          local p = world.get(self.entity, "Position")
+          if p then world.set(self.entity, "Position", {x = p.x + 1}) end
+          print(self.entity, p and p.x)
+        end"""
+    first = spawn_scripted("mover", source, Position(0.0, 0.0))
+    second = spawn_scripted("mover", source, Position(10.0, 0.0))
+    esper.process(0.1)
+    replacement = Position(100.0, 0.0)
+    esper.add_component(first, replacement)   # a new object: the kept one must not be used
+    esper.remove_component(second, Position)
+    esper.process(0.1)
+    assert replacement.x == 101.0
+    assert not esper.has_component(second, Position)
+    esper.add_component(second, Position(50.0, 0.0))
+    esper.process(0.1)
+    assert esper.component_for_entity(first, Position).x == 102.0
+    assert esper.component_for_entity(second, Position).x == 51.0
+    assert console_texts()[-2:] == [f"{first}\t101.0", f"{second}\t50.0"]
