@@ -240,6 +240,10 @@ local function load_entry(component)
   end
   cache[index] = entry
   component.entry = entry
+  if entry then
+    component.read, component.write = component.bind(entry.absent, entry.written,
+      t_unpack(columns, 1, fields))
+  end
   return entry
 end
 
@@ -264,7 +268,9 @@ local flushing = nil   -- {index, entry, changed slots or false (all), next posi
 
 local function reset_cache()
   cache, flushing = {}, nil
-  for _, component in next, components do component.entry = nil end
+  for _, component in next, components do
+    component.entry, component.read, component.write = nil, nil, nil
+  end
 end
 
 local function changed_slots(written)
@@ -325,10 +331,7 @@ local function checked_get(entity, name)
   entity = check_entity("get", entity)
   local component = check_component("get", name, can_read, "readable")
   local entry, slot = cached(component, entity)
-  if entry then
-    if entry.absent[slot] then return nil end
-    return component.copy(entry.columns, slot)
-  end
+  if entry then return component.read(slot) end
   return got(entity, component.fields, h_get(entity, component.index))
 end
 
@@ -382,12 +385,11 @@ function world.get(entity, name)
   if component ~= nil and current ~= nil and (entity == current or scope_any) then
     local slot = slot_of[entity]
     if slot ~= nil then
-      local entry = component.entry
-      if entry == nil then entry = load_entry(component) end
-      if entry then
-        if entry.absent[slot] then return nil end
-        return component.copy(entry.columns, slot)
+      local read = component.read
+      if read == nil and component.entry == nil and load_entry(component) then
+        read = component.read
       end
+      if read ~= nil then return read(slot) end
     end
   end
   return checked_get(entity, name)
@@ -408,14 +410,13 @@ function world.set(entity, name, fields)
       and type(fields) == "table" then
     local slot = slot_of[entity]
     if slot ~= nil then
-      local entry = component.entry
-      if entry == nil then entry = load_entry(component) end
-      -- store() writes only when every given field is valid; anything else (and text fields)
-      -- takes the checked path, which raises the precise error
-      if entry and not entry.absent[slot] and component.store(fields, entry.columns, slot) then
-        entry.written[slot] = true
-        return
+      local write = component.write
+      if write == nil and component.entry == nil and load_entry(component) then
+        write = component.write
       end
+      -- write() stores only when every given field is valid; anything else (and text fields)
+      -- takes the checked path, which raises the precise error
+      if write ~= nil and write(fields, slot) then return end
     end
   end
   return checked_set(entity, name, fields)
@@ -666,41 +667,58 @@ local function reloaded(tick_no)
   return errors
 end
 
--- copy(columns, slot): a fresh table of one component's fields from the batch cache, built by a
--- constructor of the right size (field names are quoted with %q).
-local function make_copier(fields)
-  local parts = {}
-  for i = 1, #fields do parts[i] = s_format("[%q] = c[%d][s]", fields[i], i) end
-  return load("local c, s = ... return {" .. t_concat(parts, ", ") .. "}", "=copy", "t", {})
-end
-
--- store(fields, columns, slot): write a script's field table into the batch cache when every
--- key is a field of the component and every value has the field's kind; false (nothing
--- written) otherwise, and for text fields, which the checked path validates. The table is
--- read raw (next), each value once.
-local STORE_CHECKS = {
+-- bind(absent, written, column 1, ..., column n) -> read, write: the fast accessors of one
+-- component for one batch, generated per component (field names are quoted with %q).
+--   read(slot): a fresh table of the instance's fields, built by a constructor of the right
+--     size; nil when the instance has no such component.
+--   write(fields, slot): store a script's field table when the instance has the component,
+--     every key is one of its fields and every value has the field's kind; false (nothing
+--     stored) otherwise, and for text fields, which the checked path validates. The table is
+--     read raw (next), each value once.
+local WRITE_CHECKS = {
   float = "if v%d ~= nil then if type(v%d) ~= 'number' or v%d ~= v%d or v%d == huge "
     .. "or v%d == -huge then return false end v%d = v%d + 0.0 end",
   int = "if v%d ~= nil and m_type(v%d) ~= 'integer' then return false end",
   bool = "if v%d ~= nil and type(v%d) ~= 'boolean' then return false end",
   str = "if v%d ~= nil then return false end",
 }
-local function make_store(fields, kinds)
-  if #fields == 0 or #fields > 100 then   -- Lua allows 200 locals per function
-    return function() return false end
+local MAX_BOUND_FIELDS = 60   -- Lua allows 200 locals and 255 upvalues per function
+
+local function make_binder(fields, kinds)
+  local n = #fields
+  if n == 0 or n > MAX_BOUND_FIELDS then
+    local columns_of = function(...) return {...} end
+    return function(absent, written, ...)
+      local columns = columns_of(...)
+      local function read(slot)
+        if absent[slot] then return nil end
+        local copy = {}
+        for f = 1, n do copy[fields[f]] = columns[f][slot] end
+        return copy
+      end
+      return read, function() return false end
+    end
   end
-  local names, tests, checks, writes = {}, {}, {}, {}
-  for i = 1, #fields do
-    names[i] = "v" .. i
+  local columns, values, pairs_, tests, checks, stores = {}, {}, {}, {}, {}, {}
+  for i = 1, n do
+    columns[i] = "c" .. i
+    values[i] = "v" .. i
+    pairs_[i] = s_format("[%q] = c%d[s]", fields[i], i)
     tests[i] = s_format("%s k == %q then v%d = v", i == 1 and "if" or "elseif", fields[i], i)
-    checks[i] = s_format(STORE_CHECKS[kinds[i]], i, i, i, i, i, i, i, i)
-    writes[i] = s_format("if v%d ~= nil then c[%d][s] = v%d end", i, i, i)
+    checks[i] = s_format(WRITE_CHECKS[kinds[i]], i, i, i, i, i, i, i, i)
+    stores[i] = s_format("if v%d ~= nil then c%d[s] = v%d end", i, i, i)
   end
-  local source = "local next, type, m_type, huge = ... return function(t, c, s) local "
-    .. t_concat(names, ", ") .. " for k, v in next, t do " .. t_concat(tests, " ")
-    .. " else return false end end " .. t_concat(checks, " ") .. " "
-    .. t_concat(writes, " ") .. " return true end"
-  return load(source, "=store", "t", {})(next, type, m_type, huge)
+  local source = "local next, type, m_type, huge = ... "
+    .. "return function(absent, written, " .. t_concat(columns, ", ") .. ") "
+    .. "local function read(s) if absent[s] then return nil end "
+    .. "return {" .. t_concat(pairs_, ", ") .. "} end "
+    .. "local function write(t, s) if absent[s] then return false end "
+    .. "local " .. t_concat(values, ", ") .. " "
+    .. "for k, v in next, t do " .. t_concat(tests, " ") .. " else return false end end "
+    .. t_concat(checks, " ") .. " " .. t_concat(stores, " ") .. " "
+    .. "written[s] = true return true end "
+    .. "return read, write end"
+  return load(source, "=bind", "t", {})(next, type, m_type, huge)
 end
 
 -- The host side: component schemas and the Python functions behind the world API.
@@ -712,8 +730,7 @@ local function attach(schema, get, set, has, spawn, destroy, emit, host_print, f
     for i = 1, #spec.required do required[spec.required[i]] = true end
     local component = {name = name, index = spec.index, fields = spec.fields,
                        kinds = spec.kinds, position = position, required = required,
-                       copy = make_copier(spec.fields),
-                       store = make_store(spec.fields, spec.kinds)}
+                       bind = make_binder(spec.fields, spec.kinds)}
     components[name] = component
   end
   readable, writable = {}, {}

@@ -3,9 +3,11 @@ writing straight through to the esper world."""
 
 from __future__ import annotations
 
+from dataclasses import field, make_dataclass
+
 import esper
 
-from engine_scripting import Permissions, ScriptManager
+from engine_scripting import Permissions, Script, ScriptManager, ScriptSystem
 from tests.ecs.conftest import Loader
 from tests.ecs.support import Health, Position, Velocity, console_texts
 
@@ -133,3 +135,22 @@ def test_replaced_and_removed_components_are_seen_next_tick(spawn_scripted: Load
     assert esper.component_for_entity(first, Position).x == 102.0
     assert esper.component_for_entity(second, Position).x == 51.0
     assert console_texts()[-2:] == [f"{first}\t101.0", f"{second}\t50.0"]
+
+
+def test_components_with_many_fields_take_the_generic_accessors(manager: ScriptManager) -> None:
+    names = [f"f{i}" for i in range(70)]   # more than the generated accessors handle
+    wide = make_dataclass("Wide", [(name, float, field(default=0.0)) for name in names])
+    esper.add_processor(ScriptSystem(manager, components=[wide]))
+    manager.load("wide", """
+        function on_update(self)
+          local w = world.get(self.entity, "Wide")
+          world.set(self.entity, "Wide", {f0 = w.f69 + 1, f69 = w.f0 + 2})
+          print(w.f35, pcall(world.set, self.entity, "Wide", {f70 = 1}))
+        end""", permissions=Permissions(read={"Wide"}, write={"Wide"}))
+    entity = esper.create_entity(wide(f35=3.5), Script("wide"))
+    esper.process(0.1)
+    esper.process(0.1)
+    component = esper.component_for_entity(entity, wide)
+    assert (component.f0, component.f69) == (3.0, 3.0)
+    texts = console_texts()
+    assert texts[0].startswith("3.5\tfalse\t") and "has no field 'f70'" in texts[0]
