@@ -172,7 +172,7 @@ class ScriptContext:
         self._check_open()
         code = self._source_bytes(source)
         name = self._chunk_name if chunk_name is None else b"=" + chunk_name.encode()
-        return self._values(self._run(self._execute, code, name), compiling=True)
+        return self._values(self._run(self._execute, (code, name), False), compiling=True)
 
     def call(self, function: str, *args: object) -> Result:
         """Call a global function of the context with plain-data arguments.
@@ -182,7 +182,7 @@ class ScriptContext:
         """
         self._check_open()
         converted = [to_lua(self._runtime, arg) for arg in args]
-        return self._values(self._run(self._call, function.encode("utf-8"), *converted))
+        return self._values(self._run(self._call, (function.encode("utf-8"), *converted), False))
 
     def stage(self, source: str | bytes, chunk_name: str | None = None) -> None:
         """Run a new version of the script's code in a fresh global environment.
@@ -195,7 +195,7 @@ class ScriptContext:
         self._check_open()
         code = self._source_bytes(source)
         name = self._chunk_name if chunk_name is None else b"=" + chunk_name.encode()
-        self._values(self._run(self._stage, code, name), compiling=True)
+        self._values(self._run(self._stage, (code, name), False), compiling=True)
 
     def install(self, source: bytes, chunk_name: str, *args: object) -> Any:
         """Run a trusted, precompiled Lua chunk that extends this context (for
@@ -214,13 +214,17 @@ class ScriptContext:
                 f"installing {chunk_name} failed: {error}", script=self.name
             ) from error
 
-    def invoke(self, function: Any, *args: object) -> tuple[Any, ...]:
+    def invoke(self, function: Any, *args: object, plain_args: bool = False) -> tuple[Any, ...]:
         """Call a trusted function returned by ``install`` under this context's limits.
 
-        Returns its raw results. Raises the errors ``call`` raises.
+        ``plain_args`` True: the caller guarantees that every argument is None, a bool, an int,
+        a float or a Lua value of this context (as ``lua_value`` returns), which saves checking
+        them on every call. Returns the raw results. Raises the errors ``call`` raises.
         """
         self._check_open()
-        result = self._run(self._invoke, function, *args)
+        if not plain_args:
+            plain_args = _PUSH_FREE.issuperset(map(type, args))
+        result = self._run(self._invoke, (function, *args), plain_args)
         if result[0] is not True:
             self._values(result)
         return result[1:]
@@ -259,8 +263,13 @@ class ScriptContext:
         if self._runtime is None:
             raise ScriptError("the context is closed", script=self.name)
 
-    def _run(self, function: Any, *args: object) -> tuple[object, ...]:
-        """One protected call into Lua under the limits; returns xpcall's results."""
+    def _run(self, function: Any, args: tuple[object, ...],
+             push_free: bool) -> tuple[object, ...]:
+        """One protected call into Lua under the limits; returns xpcall's results.
+
+        ``push_free``: lupa pushes every argument without allocating in the Lua state (see
+        ``_PUSH_FREE``); otherwise the arguments travel in one table.
+        """
         if self._busy:
             raise ScriptError("the context is already running a call", script=self.name)
         self._busy = True
@@ -271,14 +280,15 @@ class ScriptContext:
         result: object = None
         stopped = False
         limit = self._memory_limit
+        runtime = self._runtime
         try:
             if limit is not None:
-                if not all(type(arg) in _PUSH_FREE for arg in args):
+                if not push_free:
                     # strings and other values that allocate when pushed travel in one table,
                     # made while no limit is in force
-                    packed = self._runtime.table_from(list(args))
+                    packed = runtime.table_from(list(args))
                     function, args = self._apply, (function, packed, len(args))
-                self._runtime.set_max_memory(limit)
+                runtime.set_max_memory(limit)
             if watch is not None and self._watchdog is not None:
                 self._watchdog.begin(watch)
                 try:
@@ -287,20 +297,21 @@ class ScriptContext:
                     failure = error
                 finally:
                     stopped = self._watchdog.end(watch)
+                    if limit is not None:
+                        runtime.set_max_memory(0)
             else:
                 try:
                     result = function(*args)
                 except lua54.LuaError as error:
                     failure = error
-            if limit is not None:
-                self._runtime.set_max_memory(0)
+                finally:
+                    if limit is not None:
+                        runtime.set_max_memory(0)
             reason: object = None
             if stopped and watch is not None and self._native is not None:
                 self._native.disarm(watch.main_state)
                 reason = self._after_stop()
         finally:
-            if limit is not None and self._runtime is not None:
-                self._runtime.set_max_memory(0)
             self._busy = False
         if hooks.violations:
             kind, message, entity = hooks.violations[0]

@@ -205,9 +205,11 @@ class ScriptSystem(esper.Processor):
 
     def _call(self, record: ManagedScript, function: Any, errors: list[ScriptError],
               *args: object) -> bool:
-        """One batch call into the script's context; False when it stopped part-way."""
+        """One batch call into the script's context; False when it stopped part-way.
+
+        ``args`` are numbers, None and Lua tables made by ``lua_value`` only."""
         try:
-            result = record.context.invoke(function, *args)
+            result = record.context.invoke(function, *args, plain_args=True)
         except ScriptError as error:
             entity = record.api.last_entity() if not record.context.closed else None
             errors.append(error.with_context(script=record.name, entity=entity))
