@@ -25,7 +25,8 @@ def test_the_report_measures_and_formats_every_figure() -> None:
     measure_loading(5, report)
     evaluate(report)
     esper.switch_world(previous)
-    assert steps == ["scenes at 1 entities", "scenes at 20 entities"]
+    assert steps == [f"the {scene} scene at 1, 20 entities"
+                     for scene in ("empty", "movers", "logic")]
     assert {(f.scene, f.entities) for f in report.scenes} == {
         (scene, count) for scene in ("empty", "movers", "logic") for count in (1, 20)}
     assert all(f.sandboxed_us > 0 and f.trusted_us > 0 for f in report.scenes)

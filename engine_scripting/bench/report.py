@@ -11,8 +11,9 @@ import math
 import statistics
 import time
 import tracemalloc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TypeVar
 
 import esper
 import lupa.lua54 as lua54
@@ -21,6 +22,8 @@ from engine_scripting.bench.scenes import LIMITS, SCENES, build_scene, drop_scen
 from engine_scripting.bench.workloads import WORKLOADS
 from engine_scripting.engine import ScriptEngine
 from engine_scripting.manager import ScriptManager
+
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,17 +74,20 @@ class Report:
         return data
 
 
-def _median_frame_us(worlds: dict[str, str], counts: dict[str, int],
-                     rounds: int) -> dict[str, float]:
+def _median_frame_us(worlds: Mapping[K, str], counts: Mapping[K, int],
+                     rounds: int) -> dict[K, float]:
     """Median per-entity frame time of each world; a sample runs enough frames to last about
-    2,000 entity updates, so small worlds are not lost in timer noise."""
+    2,000 entity updates, so small worlds are not lost in timer noise, after one untimed frame:
+    a game runs the same world frame after frame, so what counts is a warm frame, not the first
+    one after another world pushed this one out of the caches."""
     keys = list(worlds)
-    samples: dict[str, list[float]] = {key: [] for key in keys}
+    samples: dict[K, list[float]] = {key: [] for key in keys}
     frames = {key: max(1, 2000 // counts[key]) for key in keys}
     for index in range(rounds):
         for offset in range(len(keys)):
             key = keys[(index + offset) % len(keys)]
             esper.switch_world(worlds[key])
+            esper.process(0.016)
             started = time.perf_counter()
             for _ in range(frames[key]):
                 esper.process(0.016)
@@ -106,28 +112,46 @@ def _bare_call_us(count: int, rounds: int) -> float:
 
 def measure_scenes(counts: Sequence[int], rounds: int, report: Report,
                    progress: Callable[[str], None]) -> None:
-    """Time every scene at every count: sandboxed, trusted (and plain for movers), each scene's
-    variants interleaved with each other only."""
+    """Time every scene at every count: sandboxed, trusted (and plain for movers).
+
+    All counts and variants of a scene are interleaved with each other, so that the security
+    tax, the ratio to plain Python and the scaling from count to count are each measured side
+    by side. Each variant is built twice, once early and once late (a world built earlier runs
+    a few percent slower, as measured between identical worlds), and the figure is the mean of
+    the two.
+    """
     sandboxed, trusted = ScriptEngine(LIMITS), ScriptEngine(trusted=True)
+    engines: dict[str, ScriptEngine | None] = {"sandboxed": sandboxed, "trusted": trusted}
     try:
-        for count in counts:
-            progress(f"scenes at {count} entities")
-            for scene in SCENES:
-                worlds = {"sandboxed": build_scene(scene, count, sandboxed),
-                          "trusted": build_scene(scene, count, trusted)}
-                if scene == "movers":
-                    worlds["plain"] = build_scene(scene, count, None)
-                per_entity = _median_frame_us(worlds, dict.fromkeys(worlds, count), rounds)
+        for scene in SCENES:
+            progress(f"the {scene} scene at {', '.join(map(str, counts))} entities")
+            variants = [*engines, "plain"] if scene == "movers" else list(engines)
+            worlds: dict[tuple[str, int, int], str] = {}
+            for copy, order in enumerate((variants, variants[::-1])):
+                for count in counts:
+                    for variant in order:
+                        worlds[variant, count, copy] = build_scene(scene, count,
+                                                                   engines.get(variant))
+            per_entity = _median_frame_us(worlds, {key: key[1] for key in worlds}, rounds)
+
+            def figure(variant: str, count: int, times: dict[tuple[str, int, int], float]
+                       = per_entity) -> float:
+                return (times[variant, count, 0] + times[variant, count, 1]) / 2
+
+            for count in counts:
                 report.scenes.append(SceneFigure(
-                    scene=scene, entities=count, sandboxed_us=per_entity["sandboxed"],
-                    trusted_us=per_entity["trusted"], plain_us=per_entity.get("plain"),
+                    scene=scene, entities=count, sandboxed_us=figure("sandboxed", count),
+                    trusted_us=figure("trusted", count),
+                    plain_us=figure("plain", count) if "plain" in variants else None,
                 ))
-                for name in worlds.values():
-                    drop_scene(name)
-                gc.collect()
+            for name in worlds.values():
+                drop_scene(name)
+            gc.collect()
+        for count in counts:
             report.bare_call_us[count] = _bare_call_us(count, rounds)
     finally:
         sandboxed.close()
+    report.scenes.sort(key=lambda figure: (figure.entities, SCENES.index(figure.scene)))
 
 
 def measure_profiling(count: int, rounds: int, report: Report) -> None:
@@ -228,11 +252,11 @@ def run(quick: bool, progress: Callable[[str], None]) -> Report:
     """Measure everything; ``quick`` uses fewer entities, rounds and scripts."""
     report = Report()
     counts = (1, 100, 1000) if quick else (1, 100, 1000, 10000)
-    measure_scenes(counts, 9 if quick else 21, report, progress)
+    measure_scenes(counts, 9 if quick else 41, report, progress)
     progress("profiling overhead")
     measure_profiling(100, 9 if quick else 21, report)
     progress("compute workloads")
-    measure_compute(3 if quick else 9, report)
+    measure_compute(3 if quick else 15, report)
     progress("loading scripts")
     measure_loading(200 if quick else 1000, report)
     evaluate(report)

@@ -223,12 +223,22 @@ local function take(entry, first, count, status, complete, ...)
 end
 
 -- Load the cache entry of `component` for this batch (false when the host cannot provide it).
+-- The column tables and the written marks live as long as the component's schema, so that a
+-- batch does not grow new tables; a write is marked with the batch's generation number.
 local function load_entry(component)
-  local index, fields = component.index, #component.fields
-  local columns = {}
-  for f = 1, fields do columns[f] = {} end
-  local entry = {absent = {}, columns = columns, written = {}, fields = fields}
-  local total, first = #order, 1
+  local index, fields, total = component.index, #component.fields, #order
+  local columns = component.columns
+  if columns == nil or component.capacity > 4 * total + 64 then
+    columns = {}
+    for f = 1, fields do columns[f] = {} end
+    component.columns, component.written, component.capacity = columns, {}, 0
+  end
+  if total > component.capacity then component.capacity = total end
+  local gen = component.gen + 1
+  component.gen = gen
+  local entry = {absent = {}, columns = columns, written = component.written, gen = gen,
+                 fields = fields}
+  local first = 1
   while first <= total do
     local count = total - first + 1
     if count > FETCH_CHUNK then count = FETCH_CHUNK end
@@ -241,7 +251,7 @@ local function load_entry(component)
   cache[index] = entry
   component.entry = entry
   if entry then
-    component.read, component.write = component.bind(entry.absent, entry.written,
+    component.read, component.write = component.bind(entry.absent, entry.written, gen,
       t_unpack(columns, 1, fields))
   end
   return entry
@@ -273,27 +283,38 @@ local function reset_cache()
   end
 end
 
-local function changed_slots(written)
-  local slots, total = {}, #order
+-- The slots written in this batch: false when every instance was, else their list (nil when
+-- none was).
+local function changed_slots(entry)
+  local written, gen, total, count = entry.written, entry.gen, #order, 0
   for slot = 1, total do
-    if written[slot] then slots[#slots + 1] = slot end
+    if written[slot] == gen then count = count + 1 end
   end
-  if #slots == total then return false end
+  if count == 0 then return nil end
+  if count == total then return false end
+  local slots = {}
+  for slot = 1, total do
+    if written[slot] == gen then slots[#slots + 1] = slot end
+  end
   return slots
 end
 
 local function pending_writes()
   while true do
     if flushing == nil then
-      local index, entry = next(cache, nil)
-      while index ~= nil and not (entry and next(entry.written) ~= nil) do
+      local index, entry, slots = next(cache, nil)
+      while index ~= nil do
+        if entry then
+          slots = changed_slots(entry)
+          if slots ~= nil then break end
+        end
         index, entry = next(cache, index)
       end
       if index == nil then
         reset_cache()
         return
       end
-      flushing = {index, entry, changed_slots(entry.written), 1}
+      flushing = {index, entry, slots, 1}
     end
     local index, entry, slots, from = flushing[1], flushing[2], flushing[3], flushing[4]
     local columns, fields = entry.columns, entry.fields
@@ -317,7 +338,7 @@ local function pending_writes()
       end
     end
     if last >= total then
-      entry.written = {}
+      cache[index] = nil   -- taken: the next call goes on with the other components
       flushing = nil
     else
       flushing[4] = last + 1
@@ -350,7 +371,7 @@ local function checked_set(entity, name, fields)
       local value = values[i]
       if value ~= nil then columns[i][slot] = value end
     end
-    entry.written[slot] = true
+    entry.written[slot] = entry.gen
     return
   end
   local status = h_set(entity, component.index, t_unpack(values, 1, #component.fields))
@@ -667,12 +688,13 @@ local function reloaded(tick_no)
   return errors
 end
 
--- bind(absent, written, column 1, ..., column n) -> read, write: the fast accessors of one
+-- bind(absent, written, gen, column 1, ..., column n) -> read, write: the fast accessors of one
 -- component for one batch, generated per component (field names are quoted with %q).
 --   read(slot): a fresh table of the instance's fields, built by a constructor of the right
 --     size; nil when the instance has no such component.
 --   write(fields, slot): store a script's field table when the instance has the component,
---     every key is one of its fields and every value has the field's kind; false (nothing
+--     every key is one of its fields and every value has the field's kind, and mark the slot
+--     written in batch `gen`; false (nothing
 --     stored) otherwise, and for text fields, which the checked path validates. The table is
 --     read raw (next), each value once.
 local WRITE_CHECKS = {
@@ -688,7 +710,7 @@ local function make_binder(fields, kinds)
   local n = #fields
   if n == 0 or n > MAX_BOUND_FIELDS then
     local columns_of = function(...) return {...} end
-    return function(absent, written, ...)
+    return function(absent, written, gen, ...)
       local columns = columns_of(...)
       local function read(slot)
         if absent[slot] then return nil end
@@ -709,14 +731,14 @@ local function make_binder(fields, kinds)
     stores[i] = s_format("if v%d ~= nil then c%d[s] = v%d end", i, i, i)
   end
   local source = "local next, type, m_type, huge = ... "
-    .. "return function(absent, written, " .. t_concat(columns, ", ") .. ") "
+    .. "return function(absent, written, gen, " .. t_concat(columns, ", ") .. ") "
     .. "local function read(s) if absent[s] then return nil end "
     .. "return {" .. t_concat(pairs_, ", ") .. "} end "
     .. "local function write(t, s) if absent[s] then return false end "
     .. "local " .. t_concat(values, ", ") .. " "
     .. "for k, v in next, t do " .. t_concat(tests, " ") .. " else return false end end "
     .. t_concat(checks, " ") .. " " .. t_concat(stores, " ") .. " "
-    .. "written[s] = true return true end "
+    .. "written[s] = gen return true end "
     .. "return read, write end"
   return load(source, "=bind", "t", {})(next, type, m_type, huge)
 end
@@ -730,7 +752,7 @@ local function attach(schema, get, set, has, spawn, destroy, emit, host_print, f
     for i = 1, #spec.required do required[spec.required[i]] = true end
     local component = {name = name, index = spec.index, fields = spec.fields,
                        kinds = spec.kinds, position = position, required = required,
-                       bind = make_binder(spec.fields, spec.kinds)}
+                       bind = make_binder(spec.fields, spec.kinds), gen = 0, capacity = 0}
     components[name] = component
   end
   readable, writable = {}, {}
