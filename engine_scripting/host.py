@@ -9,6 +9,7 @@ an unexpected exception is logged, recorded, and reported to Lua as status -2.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from operator import attrgetter
 from types import MappingProxyType
@@ -81,6 +82,10 @@ class WorldBindings:
         self._kept: dict[int, tuple[list[Any], list[int], list[Any], bool]] = {}
         # per component index: the components fetched in the current batch, by slot
         self._fetched: dict[int, list[Any]] = {}
+        # per component index, per field: the Python value world.lua's column holds for each
+        # slot of the kept instance list (``self._unsent`` where it holds none)
+        self._mirrors: dict[int, list[list[Any]]] = {}
+        self._unsent = object()
 
     def functions(self) -> tuple[Callable[..., Any], ...]:
         """The host functions, in world.lua's ``attach`` order."""
@@ -116,33 +121,59 @@ class WorldBindings:
             component_type = schema.component_type
             components = [esper.try_component(entity, component_type) for entity in entities]
             complete = all(component is not None for component in components)
+        if not (kept is not None and kept[1] is entities and len(kept[2]) == len(components)
+                and all(map(operator.is_, kept[2], components))):
+            self._mirrors.pop(schema.index, None)  # other objects in some slot
         self._kept[schema.index] = (holders, entities, components, complete)
         return components, complete
 
-    def fetch(self, index: int, total: int, first: int, count: int) -> object:
+    def forget_mirrors(self) -> None:
+        """world.lua's columns may hold values the host never received: send everything next
+        time."""
+        self._mirrors.clear()
+
+    def fetch(self, index: int, total: int, first: int, count: int, fresh: bool) -> object:
         """Component ``index`` of instances ``first .. first + count - 1`` of the batch, in
-        columns: whether all of them have it, ``count`` presence flags unless so, then
-        ``count`` values per field (nil when absent)."""
+        columns: whether all of them have it, ``count`` presence flags unless so, then per
+        field either 0 (world.lua's column already holds these values: the same Python
+        objects as when they were last sent or written back) or ``count`` and the values
+        (nil where absent). ``fresh``: world.lua's columns hold nothing the host knows of."""
         try:
             entities = self.batch_entities
             if total != len(entities):
                 return MISSING  # the lists disagree: world.lua falls back to one call per use
             schema = self._schemas[index - 1]
+            if fresh:
+                self._mirrors.pop(index, None)
             every, complete = self._components(schema)
             self._fetched[index] = every
-            components = every[first - 1:first - 1 + count]
+            start, stop = first - 1, first - 1 + count
+            components = every[start:stop]
             flat: list[object] = [DONE, complete]
             if complete:
-                for name, kind in zip(schema.fields, schema.kinds, strict=True):
-                    flat.extend(lua_column(kind, list(map(attrgetter(name), components))))
+                mirror = self._mirrors.get(index)
+                if mirror is None or len(mirror[0]) != total:
+                    mirror = [[self._unsent] * total for _ in schema.fields]
+                    self._mirrors[index] = mirror
+                for name, kind, held in zip(schema.fields, schema.kinds, mirror, strict=True):
+                    values = list(map(attrgetter(name), components))
+                    if all(map(operator.is_, values, held[start:stop])):
+                        flat.append(0)
+                    else:
+                        flat.append(count)
+                        flat.extend(lua_column(kind, values))
+                        held[start:stop] = values
             else:
+                self._mirrors.pop(index, None)
                 flat.extend(component is not None for component in components)
                 for name, kind in zip(schema.fields, schema.kinds, strict=True):
+                    flat.append(count)
                     for component in components:
                         value = None if component is None else getattr(component, name)
                         flat.append(lua_value(kind, value))
             return tuple(flat)
         except Exception as error:
+            self._mirrors.pop(index, None)
             return self._failed("fetch", None, error)
 
     def write_back(self, index: int, fields: int, count: int, first: int,
@@ -167,6 +198,7 @@ class WorldBindings:
             if len(components) != count:
                 raise ValueError("write-back beyond the batch")
             status = DONE
+            mirror = self._mirrors.get(index)
             for position, (name, kind) in enumerate(zip(names, kinds, strict=True)):
                 column = flat[slots + position * count:slots + (position + 1) * count]
                 _check_column(kind, column)
@@ -175,8 +207,18 @@ class WorldBindings:
                     schema.column_writers[position](components, values)
                 except Exception:  # one entity's failure must not drop the others' writes
                     status = self._write_one_by_one(name, places, components, values)
+                    self._mirrors.pop(index, None)
+                    mirror = None
+                if mirror is not None:
+                    held = mirror[position]
+                    if first > 0:
+                        held[first - 1:first - 1 + count] = values
+                    else:
+                        for place, value in zip(places, values, strict=True):
+                            held[place] = value
             return status
         except Exception as error:
+            self._mirrors.pop(index, None)
             return self._failed("flush", None, error)
 
     def _write_one_by_one(self, name: str, places: Sequence[int], components: list[Any],

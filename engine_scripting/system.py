@@ -234,6 +234,7 @@ class ScriptSystem(esper.Processor):
                 bindings.write_back(int(chunk[0]), int(chunk[1]), int(chunk[2]), int(chunk[3]),
                                     chunk[4:])  # see world.lua's pending_writes
         except lua54.LuaError as error:
+            bindings.forget_mirrors()
             errors.append(ScriptRuntimeError(
                 f"{record.name}: writing back component changes failed: {error}",
                 script=record.name,

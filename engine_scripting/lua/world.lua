@@ -201,8 +201,8 @@ local function got(entity, fields, status, ...)
 end
 
 -- Copy one chunk from h_fetch into the entry: whether every instance of the chunk has the
--- component, `count` presence flags unless so, then one column of `count` values per field
--- (column-major: cheap to build in Python).
+-- component, `count` presence flags unless so, then per field 0 (the column already holds
+-- these values) or `count` and the values (column-major: cheap to build in Python).
 local function take(entry, first, count, status, complete, ...)
   if status ~= 1 then return false end
   local chunk = {...}
@@ -216,38 +216,47 @@ local function take(entry, first, count, status, complete, ...)
   end
   local columns = entry.columns
   for f = 1, #columns do
-    t_move(chunk, offset + 1, offset + count, first, columns[f])
-    offset = offset + count
+    local sent = chunk[offset + 1]
+    offset = offset + 1
+    if sent > 0 then
+      t_move(chunk, offset + 1, offset + sent, first, columns[f])
+      offset = offset + sent
+    end
   end
   return true
 end
 
 -- Load the cache entry of `component` for this batch (false when the host cannot provide it).
--- The column tables and the written marks live as long as the component's schema, so that a
--- batch does not grow new tables; a write is marked with the batch's generation number.
+-- The column tables and the written marks live as long as the component's schema: a batch
+-- grows no new tables, a write is marked with the batch's generation number, and the host
+-- sends only the columns whose values changed since it last sent or received them
+-- (`synced`: the last load completed, so the host's record of the columns is right).
 local function load_entry(component)
   local index, fields, total = component.index, #component.fields, #order
-  local columns = component.columns
+  local columns, fresh = component.columns, not component.synced
   if columns == nil or component.capacity > 4 * total + 64 then
     columns = {}
     for f = 1, fields do columns[f] = {} end
     component.columns, component.written, component.capacity = columns, {}, 0
+    fresh = true
   end
   if total > component.capacity then component.capacity = total end
   local gen = component.gen + 1
   component.gen = gen
   local entry = {absent = {}, columns = columns, written = component.written, gen = gen,
                  fields = fields}
+  component.synced = false
   local first = 1
   while first <= total do
     local count = total - first + 1
     if count > FETCH_CHUNK then count = FETCH_CHUNK end
-    if not take(entry, first, count, h_fetch(index, total, first, count)) then
+    if not take(entry, first, count, h_fetch(index, total, first, count, fresh)) then
       entry = false
       break
     end
     first = first + count
   end
+  component.synced = entry ~= false
   cache[index] = entry
   component.entry = entry
   if entry then
@@ -752,7 +761,8 @@ local function attach(schema, get, set, has, spawn, destroy, emit, host_print, f
     for i = 1, #spec.required do required[spec.required[i]] = true end
     local component = {name = name, index = spec.index, fields = spec.fields,
                        kinds = spec.kinds, position = position, required = required,
-                       bind = make_binder(spec.fields, spec.kinds), gen = 0, capacity = 0}
+                       bind = make_binder(spec.fields, spec.kinds), gen = 0, capacity = 0,
+                       synced = false}
     components[name] = component
   end
   readable, writable = {}, {}

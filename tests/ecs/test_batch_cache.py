@@ -3,7 +3,7 @@ writing straight through to the esper world."""
 
 from __future__ import annotations
 
-from dataclasses import field, make_dataclass
+from dataclasses import dataclass, field, make_dataclass
 
 import esper
 
@@ -154,3 +154,53 @@ def test_components_with_many_fields_take_the_generic_accessors(manager: ScriptM
     assert (component.f0, component.f69) == (3.0, 3.0)
     texts = console_texts()
     assert texts[0].startswith("3.5\tfalse\t") and "has no field 'f70'" in texts[0]
+
+
+def test_values_changed_by_the_host_between_ticks_are_read_again(spawn_scripted: Loader) -> None:
+    # world.lua keeps its columns between batches and the host sends only the columns whose
+    # values are other Python objects than last time: a change must never be missed
+    source = """
+        function on_update(self)
+          local p = world.get(self.entity, "Position")
+          print(p.x, p.y)
+          world.set(self.entity, "Position", {x = p.x + 1})
+        end"""
+    entities = [spawn_scripted("counter", source, Position(0.0, 0.0)) for _ in range(3)]
+    esper.process(0.1)
+    esper.component_for_entity(entities[1], Position).x = 100.0
+    esper.component_for_entity(entities[2], Position).y = -0.0
+    esper.process(0.1)
+    esper.process(0.1)
+    assert console_texts()[3:] == ["1.0\t0.0", "100.0\t0.0", "1.0\t-0.0",
+                                   "2.0\t0.0", "101.0\t0.0", "2.0\t-0.0"]
+
+
+@dataclass
+class Lockable:
+    value: float = 0.0
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if getattr(self, "locked", False):
+            raise RuntimeError("locked")
+        object.__setattr__(self, name, value)
+
+
+def test_a_failed_write_back_leaves_the_scripts_reading_the_worlds_value(
+    manager: ScriptManager,
+) -> None:
+    esper.add_processor(ScriptSystem(manager, components=[Lockable]))
+    manager.load("adder", """
+        function on_update(self)
+          local v = world.get(self.entity, "Lockable").value
+          print(v)
+          world.set(self.entity, "Lockable", {value = v + 1})
+        end""", permissions=Permissions(read={"Lockable"}, write={"Lockable"}))
+    component = Lockable()
+    esper.create_entity(component, Script("adder"))
+    esper.process(0.1)                                  # reads 0, writes 1
+    object.__setattr__(component, "locked", True)
+    esper.process(0.1)                                  # reads 1, the write of 2 fails
+    object.__setattr__(component, "locked", False)
+    esper.process(0.1)                                  # must read 1 again, not 2
+    assert [float(text) for text in console_texts("info")] == [0.0, 1.0, 1.0]
+    assert component.value == 2.0
