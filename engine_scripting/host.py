@@ -156,10 +156,11 @@ class WorldBindings:
                     mirror = [[self._unsent] * total for _ in schema.fields]
                     self._mirrors[index] = mirror
                 for name, kind, held in zip(schema.fields, schema.kinds, mirror, strict=True):
-                    values = list(map(attrgetter(name), components))
-                    if all(map(operator.is_, values, held[start:stop])):
+                    read = attrgetter(name)
+                    if all(map(operator.is_, map(read, components), held[start:stop])):
                         flat.append(0)
                     else:
+                        values = list(map(read, components))
                         flat.append(count)
                         flat.extend(lua_column(kind, values))
                         held[start:stop] = values

@@ -1,8 +1,9 @@
 """ECS benchmark scenes: scripted entities in a fresh esper world, and their plain-Python twin.
 
 Scenes: "empty" (``on_update`` does nothing), "movers" (Position += Velocity * dt with a wall
-bounce, through world.get/set) and "logic" (steering toward a target with a small state
-machine). Each runs sandboxed, under a trusted engine (no sandbox: the baseline of the
+bounce, through world.get/set: the table world.get returned is changed and passed back, as the
+hand-written Processor changes the component) and "logic" (steering toward a target with a
+small state machine, writing fresh tables). Each runs sandboxed, under a trusted engine (no sandbox: the baseline of the
 security tax), or, for movers, as a hand-written esper Processor.
 """
 
@@ -39,10 +40,10 @@ SCRIPTS = MappingProxyType({
         function on_update(self, dt)
           local p = world.get(self.entity, "Position")
           local v = world.get(self.entity, "Velocity")
-          local x, vx = p.x + v.x * dt, v.x
-          if x < 0 or x > 100 then vx = -vx end
-          world.set(self.entity, "Position", {x = x, y = p.y + v.y * dt})
-          if vx ~= v.x then world.set(self.entity, "Velocity", {x = vx}) end
+          local x = p.x + v.x * dt
+          if x < 0 or x > 100 then world.set(self.entity, "Velocity", {x = -v.x}) end
+          p.x, p.y = x, p.y + v.y * dt
+          world.set(self.entity, "Position", p)
         end""",
     "logic": """
         local sqrt, cos, sin = math.sqrt, math.cos, math.sin
