@@ -3,8 +3,8 @@
 Scenes: "empty" (``on_update`` does nothing), "movers" (Position += Velocity * dt with a wall
 bounce, through world.get/set: the table world.get returned is changed and passed back, as the
 hand-written Processor changes the component) and "logic" (steering toward a target with a
-small state machine, writing fresh tables). Each runs sandboxed, under a trusted engine (no sandbox: the baseline of the
-security tax), or, for movers, as a hand-written esper Processor.
+small state machine, writing fresh tables). Each runs sandboxed, under a trusted engine (no
+sandbox: the baseline of the security tax), or, for movers, as a hand-written esper Processor.
 """
 
 from __future__ import annotations

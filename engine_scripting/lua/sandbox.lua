@@ -42,12 +42,17 @@ local TIME_COUNT, SAMPLE_COUNT = 1, 2   -- hook counts the watchdog arms with, p
 local RECURSION_MESSAGE = "recursion limit exceeded"
 local killed = false                    -- false | "time" | "recursion"
 local killed_threads = setmetatable({}, {__mode = "k"})
-local SLOT_CAPACITY = 63   -- coroutines nested inside one another; slots[1..64]: 1 KiB
+-- Up to PERMANENT_CAPACITY coroutines made by coroutine.wrap keep their slot from creation until
+-- they are dead (see sb_wrap), so that their calls need no wrapper; the rest of the capacity is
+-- for coroutines nested inside one another.
+local PERMANENT_CAPACITY = 16
+local SLOT_CAPACITY = 63 + PERMANENT_CAPACITY   -- slots[1..80]: 1.3 KiB
 -- slots[1]: how many threads follow; slots[2 .. n + 1]: the threads. The array is filled once
 -- (with `main` as filler) and never resized, because the watchdog reads it from another thread.
 local slots = {0}
 for i = 2, SLOT_CAPACITY + 1 do slots[i] = main end
 local in_slots, top = {}, 0
+local permanent, permanent_count = {}, 0   -- thread -> true: listed until it is dead
 -- Threads that left `slots` stay referenced for this call and the next one: the watchdog may
 -- still hold their address.
 local pins, old_pins, pins_dirty, old_dirty = {}, {}, false, false
@@ -85,13 +90,28 @@ hook = function()
 end
 d_sethook(hook, "", 0)
 
--- Keep in `slots` only the threads that are running or resuming another; the rest move to pins.
-local function compact()
+-- Whether a listed thread must stay listed: it runs or resumes another, or it holds a permanent
+-- slot and is not dead. A permanent thread that died gives its slot up.
+local function stays(thread, status)
+  if permanent[thread] then
+    if status ~= "dead" then return true end
+    permanent[thread] = nil
+    permanent_count = permanent_count - 1
+    return false
+  end
+  return status == "running" or status == "normal"
+end
+
+-- Keep in `slots` only the threads that must stay (above); the rest move to pins. Entries only
+-- move down, and every entry is a live thread at all times: the watchdog may read the array
+-- while this runs.
+local function compact(between_calls)
   local kept, n = {}, 0
   for i = 2, top + 1 do
     local thread = slots[i]
-    local status = co_status(thread)
-    if (status == "running" or status == "normal") and not kept[thread] then
+    local status = between_calls and "suspended" or co_status(thread)
+    if permanent[thread] then status = co_status(thread) end
+    if stays(thread, status) and not kept[thread] then
       kept[thread] = true
       n = n + 1
       slots[n + 1] = thread
@@ -122,15 +142,19 @@ end
 
 local function begin_call()
   if top > 0 then
-    for i = 2, top + 1 do
-      local thread = slots[i]
-      in_slots[thread] = nil
-      pins[thread] = true
-      slots[i] = main
+    if permanent_count > 0 then
+      compact(true)
+    else
+      for i = 2, top + 1 do
+        local thread = slots[i]
+        in_slots[thread] = nil
+        pins[thread] = true
+        slots[i] = main
+      end
+      top = 0
+      slots[1] = 0
+      pins_dirty = true
     end
-    top = 0
-    slots[1] = 0
-    pins_dirty = true
   end
   if pins_dirty or old_dirty then
     old_pins, pins = pins, {}
@@ -259,10 +283,23 @@ end
 -- Calls go straight to the C function that coroutine.wrap made. If the hook stops the thread,
 -- that function closes it, and the watchdog re-enables hooks on listed threads that overrun
 -- (see Watchdog.allow_hooks_after_polls), so its __close handlers stay interruptible.
+--
+-- While permanent slots are free, the coroutine is listed at creation until it is dead, and the
+-- script gets the C function itself: switches cost nothing extra. A generator abandoned while
+-- suspended keeps its slot for the life of the context; once all permanent slots are taken,
+-- calls go through a Lua function that lists the coroutine when first resumed in a call.
 local function sb_wrap(f)
   local wrapped = co_wrap(f)
   local _, co = d_getupvalue(wrapped, 1)
   hooktable[co] = hook
+  if permanent_count >= PERMANENT_CAPACITY then compact() end   -- frees the slots of dead ones
+  if permanent_count < PERMANENT_CAPACITY and (top < SLOT_CAPACITY or compact() < SLOT_CAPACITY)
+  then
+    permanent[co] = true
+    permanent_count = permanent_count + 1
+    push(co)
+    return wrapped
+  end
   return function(...)
     if in_slots[co] == nil then push(co) end
     return wrapped(...)

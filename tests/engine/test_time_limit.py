@@ -34,6 +34,24 @@ RUNAWAYS = {
           child()
           while true do end
         end)()""",
+    # coroutine.wrap lists up to 16 living coroutines for good (their calls need no wrapper);
+    # beyond that, calls go through a Lua function that lists the coroutine when resumed
+    "wrap_after_sixteen_suspended": """
+        local held = {}
+        for i = 1, 16 do
+          held[i] = coroutine.wrap(function() coroutine.yield() end)
+          held[i]()
+        end
+        coroutine.wrap(function() while true do end end)()""",
+    "wraps_nested_deeper_than_sixteen": """
+        local function nest(depth)
+          if depth == 0 then while true do end end
+          coroutine.wrap(nest)(depth - 1)
+        end
+        nest(40)""",
+    "wrap_after_many_dead_generators": """
+        for i = 1, 1000 do coroutine.wrap(function() end)() end
+        coroutine.wrap(function() while true do end end)()""",
     "metamethod": "local t = setmetatable({}, {__index = function() while true do end end}) "
                   "return t.x",
     "close_handler": "do local x <close> = setmetatable({}, {__close = function() "
@@ -79,6 +97,36 @@ def test_coroutine_created_before_the_call(ctx: ScriptContext) -> None:
     ctx.execute("co = coroutine.create(function() coroutine.yield() while true do end end) "
                 "coroutine.resume(co)")
     assert _stopped(ctx, "coroutine.resume(co)") < STOP_BOUND_S
+
+
+@pytest.mark.parametrize("held", [0, 16, 20])
+def test_wrapped_coroutine_created_before_the_call(ctx: ScriptContext, held: int) -> None:
+    # `held` suspended generators first: the last one is listed for good or goes through the
+    # listing wrapper
+    ctx.execute(f"""
+        held = {{}}
+        for i = 1, {held} do
+          held[i] = coroutine.wrap(function() coroutine.yield() end)
+          held[i]()
+        end
+        gen = coroutine.wrap(function() coroutine.yield() while true do end end)
+        gen()""")
+    assert ctx.execute("return 1") == 1   # a call in between
+    assert _stopped(ctx, "gen()") < STOP_BOUND_S
+
+
+def test_nesting_coroutines_is_not_limited_by_held_generators(ctx: ScriptContext) -> None:
+    assert ctx.execute("""
+        held = {}
+        for i = 1, 40 do
+          held[i] = coroutine.wrap(function() coroutine.yield() end)
+          held[i]()
+        end
+        local function nest(depth)
+          if depth == 0 then return 0 end
+          return 1 + coroutine.wrap(nest)(depth - 1)
+        end
+        return nest(60)""") == 60
 
 
 def test_killed_coroutine_cannot_run_close_handlers_later(ctx: ScriptContext) -> None:
