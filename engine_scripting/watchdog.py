@@ -37,7 +37,8 @@ class CallWatch:
     slot_capacity: int
     budget_s: float
     deep_slots: int
-    deadline: float = 0.0
+    started: float = 0.0        # when the call in progress began (set by the caller's thread)
+    sampled_from: float = -1.0  # the `started` that sample_at belongs to
     sample_at: float = 0.0
     stopping: bool = False
     sampled: bool = False
@@ -65,9 +66,7 @@ class Watchdog:
 
     def begin(self, watch: CallWatch) -> None:
         """Start watching a call of the context that owns ``watch``."""
-        now = time.perf_counter()
-        watch.deadline = now + watch.budget_s
-        watch.sample_at = now + FIRST_SAMPLE_AFTER_S
+        watch.started = time.perf_counter()  # the watchdog derives the deadline from it
         if watch.stopping or watch.sampled:
             watch.stopping = watch.sampled = False
             watch.polls_stopping = 0
@@ -127,17 +126,22 @@ class Watchdog:
             time.sleep(self._poll_interval_s)
 
     def _check(self, watch: CallWatch, now: float) -> None:
-        if now < watch.sample_at and now < watch.deadline:
+        started = watch.started
+        if watch.sampled_from != started:
+            watch.sampled_from = started
+            watch.sample_at = started + FIRST_SAMPLE_AFTER_S
+        deadline = started + watch.budget_s
+        if now < watch.sample_at and now < deadline:
             return
         native = self._native
         threads = [watch.main_state]
         for thread in native.slot_threads(watch.slots_table, watch.slot_capacity):
             if thread not in threads:
                 threads.append(thread)
-        if now >= watch.deadline:
+        if now >= deadline:
             if not watch.stopping:
                 watch.stopping = True
-                _log.debug("watchdog.deadline_passed", overrun_ms=(now - watch.deadline) * 1e3)
+                _log.debug("watchdog.deadline_passed", overrun_ms=(now - deadline) * 1e3)
             watch.polls_stopping += 1
             force = watch.polls_stopping > ALLOW_HOOKS_AFTER_POLLS
             for thread in threads:
