@@ -89,6 +89,8 @@ class ScriptEngine:
             setup = loader(self._setup_chunk, b"=sandbox", b"b")
             control = setup(hooks.print_sink, hooks.report_violation, depth, float(steps),
                             PRINT_LINE_LIMIT, self.trusted)
+            del setup, loader
+            control[b"collect"]()  # the set-up chunk is garbage now: a context starts small
         except lua54.LuaMemoryError as error:
             raise ResourceLimitExceeded(
                 f"{name}: memory limit too small to create a context", limit_type="memory",

@@ -1097,6 +1097,7 @@ return {
   exported = EXPORTED,
   after_stop = after_stop,
   outcome = outcome,
+  collect = function() collectgarbage("collect") end,
   slots = s_format("%p", slots),
   slot_capacity = SLOT_CAPACITY,
   main = s_format("%p", main),
