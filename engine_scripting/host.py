@@ -1,5 +1,7 @@
 """WorldBindings: the Python functions behind one script's ``world`` API in one ScriptSystem.
 
+The batch cache's host side (fetching columns, writing changes back) is in batch.py.
+
 world.lua has already checked argument types, names, value kinds, caps, permissions and scope
 before any of these run. They read and write the current esper world directly (no copies
 outlive a call), re-check value types as a second line of defence, and never raise into Lua:
@@ -9,26 +11,21 @@ an unexpected exception is logged, recorded, and reported to Lua as status -2.
 from __future__ import annotations
 
 import math
-import operator
-from collections.abc import Callable, Sequence
-from operator import attrgetter
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import esper
 import structlog
 
+from engine_scripting.batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY, BatchColumns
 from engine_scripting.components import Script, ScriptEvent
 from engine_scripting.convert import to_python
-from engine_scripting.schema import ComponentSchema, FieldKind, lua_column, lua_value
+from engine_scripting.schema import ComponentSchema, FieldKind
 
 if TYPE_CHECKING:
     from engine_scripting.system import ScriptSystem
 
 _log = structlog.get_logger(__name__)
-
-DONE, MISSING, UNKNOWN_ENTITY, HOST_FAILURE = 1, 0, -1, -2
-
 
 def _checked(kind: FieldKind, value: object) -> object:
     if kind == "float":
@@ -48,25 +45,6 @@ def _checked(kind: FieldKind, value: object) -> object:
     return value.decode("utf-8")
 
 
-def _decoded(value: object) -> object:
-    return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
-_WRITTEN_TYPES: MappingProxyType[FieldKind, type] = MappingProxyType(
-    {"float": float, "int": int, "bool": bool, "str": bytes}
-)
-
-
-def _check_column(kind: FieldKind, column: tuple[object, ...]) -> None:
-    """Second line of defence: world.lua validated these values; fail on anything else."""
-    if not set(map(type, column)) <= {_WRITTEN_TYPES[kind]}:
-        raise TypeError(f"write-back of a {kind} field holds another type")
-    # a finite sum of floats means no NaN or inf; an overflowing one needs a closer look
-    if (kind == "float" and not math.isfinite(sum(column))  # type: ignore[arg-type]
-            and not all(map(math.isfinite, column))):  # type: ignore[arg-type]
-        raise TypeError("write-back of a float field holds NaN or inf")
-
-
 class WorldBindings:
     """The host functions world.lua calls for one script (its name fixes who is asking)."""
 
@@ -76,165 +54,12 @@ class WorldBindings:
         self._script = script
         self._schemas = schemas
         self.spawned_this_tick = 0
-        # the script's instances during the current batch, in the order of world.lua's `order`
-        self.batch_entities: list[int] = []
-        # per component index: (esper's holders list, batch entities, components, complete)
-        self._kept: dict[int, tuple[list[Any], list[int], list[Any], bool]] = {}
-        # per component index: the components fetched in the current batch, by slot
-        self._fetched: dict[int, list[Any]] = {}
-        # per component index, per field: the Python value world.lua's column holds for each
-        # slot of the kept instance list (``self._unsent`` where it holds none)
-        self._mirrors: dict[int, list[list[Any]]] = {}
-        self._unsent = object()
+        self.batch = BatchColumns(schemas, self._failed)
 
     def functions(self) -> tuple[Callable[..., Any], ...]:
         """The host functions, in world.lua's ``attach`` order."""
         return (self.get, self.set, self.has, self.spawn, self.destroy, self.emit, self.print,
-                self.fetch)
-
-    def start_batch(self, entities: list[int]) -> None:
-        """Name the script's instances for the next batch, in world.lua's order."""
-        self.batch_entities = entities
-        self._fetched.clear()
-
-    def _components(self, schema: ComponentSchema) -> tuple[list[Any], bool]:
-        """The component of each batch instance (None where it has none), and whether every
-        instance has one.
-
-        Kept across batches while esper's cached query for the component type and the batch's
-        instance list are the same objects: esper rebuilds that list whenever a component is
-        added or removed, so the same list means the same component objects.
-        """
-        holders: list[tuple[int, Any]] = esper.get_component(schema.component_type)
-        entities = self.batch_entities
-        kept = self._kept.get(schema.index)
-        if kept is not None and kept[0] is holders and kept[1] is entities:
-            return kept[2], kept[3]
-        components: list[Any]
-        if len(holders) <= 8 * len(entities) + 64:
-            by_entity = dict(holders)
-            try:
-                components, complete = list(map(by_entity.__getitem__, entities)), True
-            except KeyError:
-                components, complete = list(map(by_entity.get, entities)), False
-        else:
-            component_type = schema.component_type
-            components = [esper.try_component(entity, component_type) for entity in entities]
-            complete = all(component is not None for component in components)
-        if not (kept is not None and kept[1] is entities and len(kept[2]) == len(components)
-                and all(map(operator.is_, kept[2], components))):
-            self._mirrors.pop(schema.index, None)  # other objects in some slot
-        self._kept[schema.index] = (holders, entities, components, complete)
-        return components, complete
-
-    def forget_mirrors(self) -> None:
-        """world.lua's columns may hold values the host never received: send everything next
-        time."""
-        self._mirrors.clear()
-
-    def fetch(self, index: int, total: int, first: int, count: int, fresh: bool) -> object:
-        """Component ``index`` of instances ``first .. first + count - 1`` of the batch, in
-        columns: whether all of them have it, ``count`` presence flags unless so, then per
-        field either 0 (world.lua's column already holds these values: the same Python
-        objects as when they were last sent or written back) or ``count`` and the values
-        (nil where absent). ``fresh``: world.lua's columns hold nothing the host knows of."""
-        try:
-            entities = self.batch_entities
-            if total != len(entities):
-                return MISSING  # the lists disagree: world.lua falls back to one call per use
-            schema = self._schemas[index - 1]
-            if fresh:
-                self._mirrors.pop(index, None)
-            every, complete = self._components(schema)
-            self._fetched[index] = every
-            start, stop = first - 1, first - 1 + count
-            components = every[start:stop]
-            flat: list[object] = [DONE, complete]
-            if complete:
-                mirror = self._mirrors.get(index)
-                if mirror is None or len(mirror[0]) != total:
-                    mirror = [[self._unsent] * total for _ in schema.fields]
-                    self._mirrors[index] = mirror
-                for name, kind, held in zip(schema.fields, schema.kinds, mirror, strict=True):
-                    read = attrgetter(name)
-                    if all(map(operator.is_, map(read, components), held[start:stop])):
-                        flat.append(0)
-                    else:
-                        values = list(map(read, components))
-                        flat.append(count)
-                        flat.extend(lua_column(kind, values))
-                        held[start:stop] = values
-            else:
-                self._mirrors.pop(index, None)
-                flat.extend(component is not None for component in components)
-                for name, kind in zip(schema.fields, schema.kinds, strict=True):
-                    flat.append(count)
-                    for component in components:
-                        value = None if component is None else getattr(component, name)
-                        flat.append(lua_value(kind, value))
-            return tuple(flat)
-        except Exception as error:
-            self._mirrors.pop(index, None)
-            return self._failed("fetch", None, error)
-
-    def write_back(self, index: int, fields: int, count: int, first: int,
-                   flat: tuple[object, ...]) -> int:
-        """Write buffered changes back: what world.lua's ``pending_writes`` returned.
-
-        ``count`` instances changed: the batch slots ``first .. first + count - 1`` when
-        ``first`` is positive, else the ``count`` slot numbers that open ``flat``; then
-        ``flat`` holds one column of ``count`` values per field.
-        """
-        try:
-            schema = self._schemas[index - 1]
-            names, kinds = schema.fields, schema.kinds
-            fetched = self._fetched[index]
-            slots = 0 if first > 0 else count
-            if fields != len(names) or len(flat) != slots + count * fields:
-                raise ValueError("malformed write-back from world.lua")
-            places: Sequence[Any] = (range(first - 1, first - 1 + count) if first > 0
-                                     else [slot - 1 for slot in flat[:count]])  # type: ignore
-            components = (fetched[first - 1:first - 1 + count] if first > 0
-                          else [fetched[place] for place in places])
-            if len(components) != count:
-                raise ValueError("write-back beyond the batch")
-            status = DONE
-            mirror = self._mirrors.get(index)
-            for position, (name, kind) in enumerate(zip(names, kinds, strict=True)):
-                column = flat[slots + position * count:slots + (position + 1) * count]
-                _check_column(kind, column)
-                values = [_decoded(value) for value in column] if kind == "str" else column
-                try:
-                    schema.column_writers[position](components, values)
-                except Exception:  # one entity's failure must not drop the others' writes
-                    status = self._write_one_by_one(name, places, components, values)
-                    self._mirrors.pop(index, None)
-                    mirror = None
-                if mirror is not None:
-                    held = mirror[position]
-                    if first > 0:
-                        held[first - 1:first - 1 + count] = values
-                    else:
-                        for place, value in zip(places, values, strict=True):
-                            held[place] = value
-            return status
-        except Exception as error:
-            self._mirrors.pop(index, None)
-            return self._failed("flush", None, error)
-
-    def _write_one_by_one(self, name: str, places: Sequence[int], components: list[Any],
-                          values: Sequence[object]) -> int:
-        """The slow path of a column write that raised: every write on its own (the ones
-        before the failure are repeated), each failure recorded for its entity."""
-        status = DONE
-        for place, component, value in zip(places, components, values, strict=True):
-            if component is None:
-                continue  # not present at fetch time: nothing to write to
-            try:
-                setattr(component, name, value)
-            except Exception as error:
-                status = self._failed("set", self.batch_entities[place], error)
-        return status
+                self.batch.fetch)
 
     def get(self, entity: int, index: int) -> object:
         try:

@@ -166,7 +166,7 @@ class ScriptSystem(esper.Processor):
             added, removed = sorted(wanted - known), sorted(known - wanted)
         errors: list[ScriptError] = []
         complete = True
-        bindings.start_batch(self._order[name])
+        bindings.batch.start_batch(self._order[name])
         if record.reload_pending:
             record.reload_pending = False
             complete &= self._call(record, api.reloaded, errors, self.tick)
@@ -174,7 +174,7 @@ class ScriptSystem(esper.Processor):
         order = self._order[name]
         if added or removed:
             order = sorted((known | set(added)) - set(removed))
-            bindings.start_batch(order)
+            bindings.batch.start_batch(order)
         events = targets = None
         if deliveries:
             events, targets = (context.lua_value(part) for part in deliveries)
@@ -231,10 +231,10 @@ class ScriptSystem(esper.Processor):
                 chunk = record.api.pending_writes()
                 if chunk is None:
                     return
-                bindings.write_back(int(chunk[0]), int(chunk[1]), int(chunk[2]), int(chunk[3]),
-                                    chunk[4:])  # see world.lua's pending_writes
+                bindings.batch.write_back(int(chunk[0]), int(chunk[1]), int(chunk[2]),
+                                          int(chunk[3]), chunk[4:])  # see pending_writes
         except lua54.LuaError as error:
-            bindings.forget_mirrors()
+            bindings.batch.forget_mirrors()
             errors.append(ScriptRuntimeError(
                 f"{record.name}: writing back component changes failed: {error}",
                 script=record.name,
