@@ -32,13 +32,18 @@ def _run_child(body: str) -> str:
 
 def test_arguments_and_source_reach_a_full_context_without_a_crash() -> None:
     out = _run_child("""
+        import lupa.lua54
         from engine_scripting import ScriptEngine, ScriptResourceLimits
         from engine_scripting.errors import ResourceLimitExceeded, ScriptError
         engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=1, max_execution_time_ms=2000))
         ctx = engine.create_context("hog")
+        dump = lupa.lua54.LuaRuntime(encoding=None).eval(
+            "function(s) return string.dump(load(s), true) end")
+        length = ctx.install(dump(b"return function(s, n) return #s + n end"), "length")
         ctx.execute(@FILL@ + "function count(t) return #t end")
         outcomes = []
         for attempt in (
+            lambda: ctx.invoke(length, b"y" * 300_000, 1),   # packed: bytes allocate when pushed
             lambda: ctx.call("count", list(range(100_000))),
             lambda: ctx.call("count", {"nested": [float(i) for i in range(50_000)]}),
             lambda: ctx.call("count", "x" * 300_000),
@@ -52,10 +57,12 @@ def test_arguments_and_source_reach_a_full_context_without_a_crash() -> None:
             except ScriptError as error:
                 outcomes.append(type(error).__name__)
         print(outcomes)
+        print("small invoke", ctx.invoke(length, b"ab", 1, plain_args=False))
         ctx.close()
         engine.close()
     """)
     assert "memory" in out
+    assert "small invoke" in out
 
 
 def test_a_script_that_fills_its_memory_does_not_take_the_world_down() -> None:
