@@ -114,6 +114,7 @@ class ScriptContext:
         self._invoke: Any = control[b"invoke"]
         self._apply: Any = control[b"apply"]
         self._stage: Any = control[b"stage"]
+        self._collect: Any = control[b"collect"]
         self._chunk_name = b"=" + name.encode("utf-8", "replace")
         self._watchdog = watchdog
         self._native = native
@@ -237,6 +238,12 @@ class ScriptContext:
         self._check_open()
         return to_lua(self._runtime, value)
 
+    def collect_garbage(self) -> None:
+        """Run a full garbage collection of the state now (the host's choice, no limits apply:
+        it runs no script code, as finalizers are off)."""
+        self._check_open()
+        self._collect()
+
     def close(self) -> None:
         """Free the Lua state. No script finalizer runs: ``__gc`` has no effect in the sandbox."""
         if self._busy:
@@ -245,7 +252,7 @@ class ScriptContext:
             self._restore_finalizers()
         self._execute = self._call = None
         self._after_stop = self._outcome = None
-        self._install = self._invoke = self._stage = None
+        self._install = self._invoke = self._stage = self._collect = None
         self._runtime = None
 
     def _source_bytes(self, source: str | bytes) -> bytes:

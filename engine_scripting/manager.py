@@ -142,6 +142,7 @@ class ScriptManager:
         try:
             api = install_world_api(context, self._world_source, grants, self._lines_per_tick)
             context.execute(code)
+            context.collect_garbage()  # the installed chunks are garbage: start small
         except BaseException:
             context.close()
             raise
