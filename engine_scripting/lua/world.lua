@@ -41,10 +41,11 @@ local slot_of = {}                -- entity -> its place in `order`
 -- The batch cache: during one call from the system (a batch), the components of this script's
 -- instances are read from the esper world once per component (h_fetch, all instances at once)
 -- and writes to them are buffered and written back when the batch ends (pending_writes). Reads see
--- earlier writes of the same batch. Other entities go to the host on every call.
+-- earlier writes of the same batch. Other entities go to the host on every call. The columns
+-- stay from batch to batch (the host sends only columns whose values changed, see load_entry).
 -- cache[index] = {absent = {[slot] = true}, columns = {{[slot] = value}, ...},
---                 written = {[slot] = true}, fields = n} or false when the host could not
---                 provide it.
+--                 written = {[slot] = generation}, gen = this batch's generation,
+--                 fields = n} or false when the host could not provide it.
 local cache = {}
 local FETCH_CHUNK = 4096          -- instances per h_fetch call or pending_writes chunk
 local current = nil               -- the entity whose callback runs now
