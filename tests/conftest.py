@@ -26,6 +26,7 @@ def _structlog_defaults() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def engine() -> Iterator[ScriptEngine]:
+    """The engine of the engine and ECS tests (one watchdog for the whole session)."""
     engine = ScriptEngine(FAST_LIMITS)
     yield engine
     engine.close()
@@ -38,17 +39,7 @@ def ctx(engine: ScriptEngine) -> Iterator[ScriptContext]:
     context.close()
 
 
-ECS_LIMITS = ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=50,
-                                  max_recursion_depth=200)
 _world_names = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def ecs_engine() -> Iterator[ScriptEngine]:
-    """The engine of the ECS tests (one watchdog for the whole session)."""
-    engine = ScriptEngine(ECS_LIMITS)
-    yield engine
-    engine.close()
 
 
 @pytest.fixture

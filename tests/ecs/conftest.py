@@ -12,8 +12,8 @@ from tests.ecs.support import ALL, COMPONENTS
 
 
 @pytest.fixture
-def manager(ecs_engine: ScriptEngine, world: str) -> Iterator[ScriptManager]:
-    manager = ScriptManager(ecs_engine)
+def manager(engine: ScriptEngine, world: str) -> Iterator[ScriptManager]:
+    manager = ScriptManager(engine)
     yield manager
     for name in manager.names():
         manager.unload(name)

@@ -27,8 +27,8 @@ def test_one_console_on_a_resource_entity(system: ScriptSystem) -> None:
     assert console.messages.maxlen == 1000
 
 
-def test_console_maxlen_is_configurable(ecs_engine: ScriptEngine, world: str) -> None:
-    manager = ScriptManager(ecs_engine)
+def test_console_maxlen_is_configurable(engine: ScriptEngine, world: str) -> None:
+    manager = ScriptManager(engine)
     esper.add_processor(ScriptSystem(manager, console_maxlen=3))
     manager.load("talker", "function on_update(self) for i = 1, 5 do print(i) end end")
     esper.create_entity(Script("talker"))
@@ -66,8 +66,8 @@ def test_drain_and_clear(spawn_scripted: Loader, system: ScriptSystem) -> None:
     assert len(system.console.messages) == 0
 
 
-def test_the_event_queue_is_bounded(ecs_engine: ScriptEngine, world: str) -> None:
-    manager = ScriptManager(ecs_engine)
+def test_the_event_queue_is_bounded(engine: ScriptEngine, world: str) -> None:
+    manager = ScriptManager(engine)
     esper.add_processor(ScriptSystem(manager, event_queue_maxlen=5))
     manager.load("spammer", """
         function on_update(self)
@@ -96,9 +96,9 @@ def test_events_wait_in_the_ecs_not_in_the_system(spawn_scripted: Loader) -> Non
     assert (event.name, event.payload, event.source_script) == ("hit", {"damage": 3}, "sender")
 
 
-def test_a_flooder_cannot_push_others_out_over_many_ticks(ecs_engine: ScriptEngine,
+def test_a_flooder_cannot_push_others_out_over_many_ticks(engine: ScriptEngine,
                                                           world: str) -> None:
-    manager = ScriptManager(ecs_engine)
+    manager = ScriptManager(engine)
     esper.add_processor(ScriptSystem(manager, console_maxlen=100))
     manager.load("flood", "function on_update(self) for i = 1, 50 do print(i) end end")
     manager.load("quiet", """function on_update(self)

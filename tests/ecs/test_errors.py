@@ -66,8 +66,8 @@ def test_consecutive_failing_ticks_disable_the_script(spawn_scripted: Loader,
     assert manager.status("broken").error_count == 10
 
 
-def test_the_failure_threshold_is_configurable(ecs_engine: ScriptEngine, world: str) -> None:
-    manager = ScriptManager(ecs_engine, max_consecutive_failures=2)
+def test_the_failure_threshold_is_configurable(engine: ScriptEngine, world: str) -> None:
+    manager = ScriptManager(engine, max_consecutive_failures=2)
     esper.add_processor(ScriptSystem(manager))
     manager.load("broken", "function on_update(self) error('always') end")
     esper.create_entity(Script("broken"))
@@ -136,9 +136,9 @@ class Fragile:
         object.__setattr__(self, name, value)
 
 
-def test_a_python_exception_in_a_host_function_is_recorded(ecs_engine: ScriptEngine,
+def test_a_python_exception_in_a_host_function_is_recorded(engine: ScriptEngine,
                                                           world: str) -> None:
-    manager = ScriptManager(ecs_engine)
+    manager = ScriptManager(engine)
     esper.add_processor(ScriptSystem(manager, components=[Fragile]))
     manager.load("writer", """
         function on_update(self)

@@ -18,8 +18,8 @@ def _write(path: Path, text: str, stamp: int) -> None:
 
 
 @pytest.fixture
-def reloading(ecs_engine: ScriptEngine, world: str) -> ScriptManager:
-    manager = ScriptManager(ecs_engine)
+def reloading(engine: ScriptEngine, world: str) -> ScriptManager:
+    manager = ScriptManager(engine)
     esper.add_processor(ScriptSystem(manager, components=COMPONENTS, hot_reload_interval_s=0))
     return manager
 
@@ -68,9 +68,9 @@ def test_a_broken_file_keeps_the_old_version_and_is_not_retried(reloading: Scrip
     reloading.unload("mover")
 
 
-def test_hot_reload_can_be_turned_off(ecs_engine: ScriptEngine, world: str,
+def test_hot_reload_can_be_turned_off(engine: ScriptEngine, world: str,
                                       tmp_path: Path) -> None:
-    manager = ScriptManager(ecs_engine)
+    manager = ScriptManager(engine)
     esper.add_processor(ScriptSystem(manager, hot_reload_interval_s=None))
     script = tmp_path / "fixed.lua"
     _write(script, "x = 1", 1_000_000_000)

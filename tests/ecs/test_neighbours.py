@@ -74,10 +74,10 @@ def _run(engine: ScriptEngine, world: str, hostile: bool, ticks: int) -> list[ob
 
 
 def test_good_scripts_give_the_same_results_with_hostile_neighbours(
-    ecs_engine: ScriptEngine, world: str,
+    engine: ScriptEngine, world: str,
 ) -> None:
-    alone = _run(ecs_engine, f"{world}-alone", hostile=False, ticks=15)
-    crowded = _run(ecs_engine, f"{world}-crowded", hostile=True, ticks=15)
+    alone = _run(engine, f"{world}-alone", hostile=False, ticks=15)
+    crowded = _run(engine, f"{world}-crowded", hostile=True, ticks=15)
     esper.switch_world(world)
     esper.delete_world(f"{world}-alone")
     esper.delete_world(f"{world}-crowded")

@@ -18,12 +18,12 @@ end
 """
 
 
-def test_two_worlds_with_their_own_systems_share_nothing(ecs_engine: ScriptEngine,
+def test_two_worlds_with_their_own_systems_share_nothing(engine: ScriptEngine,
                                                          world: str) -> None:
     setups = {}
     for name in ("left", "right"):
         esper.switch_world(f"{world}-{name}")
-        manager = ScriptManager(ecs_engine)
+        manager = ScriptManager(engine)
         esper.add_processor(ScriptSystem(manager, components=COMPONENTS))
         manager.load("counter", COUNTER, permissions=ALL)
         entities = [esper.create_entity(Position(0.0, 0.0), Script("counter"))

@@ -46,12 +46,12 @@ def _snapshot(entities: list[int]) -> list[object]:
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(function=st.sampled_from(FUNCTIONS), args=arguments,
        grants=st.sampled_from(["all", "none"]))
-def test_world_calls_with_arbitrary_arguments(ecs_engine: ScriptEngine, function: str,
+def test_world_calls_with_arbitrary_arguments(engine: ScriptEngine, function: str,
                                               args: list[str], grants: str) -> None:
     previous = esper.current_world
     world = f"fuzz-world-{next(_worlds)}"
     esper.switch_world(world)
-    manager = ScriptManager(ecs_engine)
+    manager = ScriptManager(engine)
     try:
         esper.add_processor(ScriptSystem(manager, components=COMPONENTS))
         manager.load("fuzz", f"""
