@@ -32,6 +32,18 @@ class Label:
     text: str = ""
 
 
+@dataclass
+class Fragile:
+    """Refuses every write while ``locked`` is set (with ``object.__setattr__``)."""
+
+    value: float = 0.0
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if getattr(self, "locked", False):
+            raise RuntimeError("fragile component refuses writes")
+        object.__setattr__(self, name, value)
+
+
 COMPONENTS = (Position, Velocity, Health, Label)
 ALL = Permissions(read={"Position", "Velocity", "Health", "Label"},
                   write={"Position", "Velocity", "Health", "Label"}, scope="any",

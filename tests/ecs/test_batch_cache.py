@@ -3,13 +3,13 @@ writing straight through to the esper world."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, make_dataclass
+from dataclasses import field, make_dataclass
 
 import esper
 
 from engine_scripting import Permissions, Script, ScriptManager, ScriptSystem
 from tests.ecs.conftest import Loader
-from tests.ecs.support import Health, Position, Velocity, console_texts
+from tests.ecs.support import Fragile, Health, Position, Velocity, console_texts
 
 ANY = Permissions(read={"Position", "Velocity", "Health"}, write={"Position", "Health"},
                   scope="any")
@@ -175,27 +175,17 @@ def test_values_changed_by_the_host_between_ticks_are_read_again(spawn_scripted:
                                    "2.0\t0.0", "101.0\t0.0", "2.0\t-0.0"]
 
 
-@dataclass
-class Lockable:
-    value: float = 0.0
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if getattr(self, "locked", False):
-            raise RuntimeError("locked")
-        object.__setattr__(self, name, value)
-
-
 def test_a_failed_write_back_leaves_the_scripts_reading_the_worlds_value(
     manager: ScriptManager,
 ) -> None:
-    esper.add_processor(ScriptSystem(manager, components=[Lockable]))
+    esper.add_processor(ScriptSystem(manager, components=[Fragile]))
     manager.load("adder", """
         function on_update(self)
-          local v = world.get(self.entity, "Lockable").value
+          local v = world.get(self.entity, "Fragile").value
           print(v)
-          world.set(self.entity, "Lockable", {value = v + 1})
-        end""", permissions=Permissions(read={"Lockable"}, write={"Lockable"}))
-    component = Lockable()
+          world.set(self.entity, "Fragile", {value = v + 1})
+        end""", permissions=Permissions(read={"Fragile"}, write={"Fragile"}))
+    component = Fragile()
     esper.create_entity(component, Script("adder"))
     esper.process(0.1)                                  # reads 0, writes 1
     object.__setattr__(component, "locked", True)

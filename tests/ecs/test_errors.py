@@ -3,8 +3,6 @@ running until it fails too many ticks in a row; the rest of the game runs on."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import esper
 import pytest
 from structlog.testing import capture_logs
@@ -20,7 +18,7 @@ from engine_scripting import (
     ScriptSystem,
 )
 from tests.ecs.conftest import Loader
-from tests.ecs.support import ALL, Position, console_texts
+from tests.ecs.support import ALL, Fragile, Position, console_texts
 
 
 def test_runtime_errors_are_recorded_logged_and_the_script_runs_on(
@@ -124,16 +122,6 @@ def test_one_failing_instance_does_not_stop_the_others(spawn_scripted: Loader) -
     esper.process(0.1)
     assert esper.component_for_entity(good, Position).x == 1.0
     assert esper.component_for_entity(bad, Position).x == 0.0
-
-
-@dataclass
-class Fragile:
-    value: float = 0.0
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if getattr(self, "locked", False):
-            raise RuntimeError("fragile component refuses writes")
-        object.__setattr__(self, name, value)
 
 
 def test_a_python_exception_in_a_host_function_is_recorded(engine: ScriptEngine,
