@@ -128,7 +128,7 @@ class BatchColumns:
             flat: list[object] = [DONE, complete]
             if complete:
                 mirror = self._mirrors.get(index)
-                if mirror is None or len(mirror[0]) != total:
+                if mirror is None:  # dropped whenever the instance list changes
                     mirror = [[self._unsent] * total for _ in schema.fields]
                     self._mirrors[index] = mirror
                 for name, kind, held in zip(schema.fields, schema.kinds, mirror, strict=True):

@@ -3,7 +3,7 @@ writing straight through to the esper world."""
 
 from __future__ import annotations
 
-from dataclasses import field, make_dataclass
+from dataclasses import dataclass, field, make_dataclass
 
 import esper
 
@@ -194,3 +194,21 @@ def test_a_failed_write_back_leaves_the_scripts_reading_the_worlds_value(
     esper.process(0.1)                                  # must read 1 again, not 2
     assert [float(text) for text in console_texts("info")] == [0.0, 1.0, 1.0]
     assert component.value == 2.0
+
+
+@dataclass
+class Tag:
+    """A component without fields a script can see."""
+
+
+def test_components_without_fields(manager: ScriptManager) -> None:
+    esper.add_processor(ScriptSystem(manager, components=[Tag]))
+    manager.load("tagged", """
+        function on_update(self)
+          print(world.has(self.entity, "Tag"), next(world.get(self.entity, "Tag")))
+        end""", permissions=Permissions(read={"Tag"}))
+    esper.create_entity(Tag(), Script("tagged"))
+    esper.process(0.1)
+    esper.process(0.1)
+    assert console_texts() == ["true\tnil", "true\tnil"]
+    assert manager.status("tagged").error_count == 0
