@@ -61,8 +61,6 @@ class BatchColumns:
         self.batch_entities: list[int] = []
         # per component index: (esper's holders list, batch entities, components, complete)
         self._kept: dict[int, tuple[list[Any], list[int], list[Any], bool]] = {}
-        # per component index: the components fetched in the current batch, by slot
-        self._fetched: dict[int, list[Any]] = {}
         # per component index, per field: the Python value world.lua's column holds for each
         # slot of the kept instance list (``self._unsent`` where it holds none)
         self._mirrors: dict[int, list[list[Any]]] = {}
@@ -71,7 +69,6 @@ class BatchColumns:
     def start_batch(self, entities: list[int]) -> None:
         """Name the script's instances for the next batch, in world.lua's order."""
         self.batch_entities = entities
-        self._fetched.clear()
 
     def _components(self, schema: ComponentSchema) -> tuple[list[Any], bool]:
         """The component of each batch instance (None where it has none), and whether every
@@ -122,7 +119,6 @@ class BatchColumns:
             if fresh:
                 self._mirrors.pop(index, None)
             every, complete = self._components(schema)
-            self._fetched[index] = every
             start, stop = first - 1, first - 1 + count
             components = every[start:stop]
             flat: list[object] = [DONE, complete]
@@ -164,7 +160,7 @@ class BatchColumns:
         try:
             schema = self._schemas[index - 1]
             names, kinds = schema.fields, schema.kinds
-            fetched = self._fetched[index]
+            fetched = self._kept[index][2]  # what this batch's fetches used, by slot
             slots = 0 if first > 0 else count
             if fields != len(names) or len(flat) != slots + count * fields:
                 raise ValueError("malformed write-back from world.lua")
@@ -184,8 +180,8 @@ class BatchColumns:
                     schema.column_writers[position](components, values)
                 except Exception:  # one entity's failure must not drop the others' writes
                     status = self._write_one_by_one(name, places, components, values)
-                    self._mirrors.pop(index, None)
-                    mirror = None
+                # where a write failed, the component keeps another object than `values`
+                # holds: the next fetch sees the difference and sends the column again
                 if mirror is not None:
                     held = mirror[position]
                     if first > 0:
