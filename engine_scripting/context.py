@@ -296,24 +296,18 @@ class ScriptContext:
                     packed = runtime.table_from(list(args))
                     function, args = self._apply, (function, packed, len(args))
                 runtime.set_max_memory(limit)
-            if watch is not None and self._watchdog is not None:
-                self._watchdog.begin(watch)
-                try:
-                    result = function(*args)
-                except lua54.LuaError as error:
-                    failure = error
-                finally:
-                    stopped = self._watchdog.end(watch)
-                    if limit is not None:
-                        runtime.set_max_memory(0)
-            else:
-                try:
-                    result = function(*args)
-                except lua54.LuaError as error:
-                    failure = error
-                finally:
-                    if limit is not None:
-                        runtime.set_max_memory(0)
+            watchdog = self._watchdog
+            if watch is not None and watchdog is not None:
+                watchdog.begin(watch)
+            try:
+                result = function(*args)
+            except lua54.LuaError as error:
+                failure = error
+            finally:
+                if watch is not None and watchdog is not None:
+                    stopped = watchdog.end(watch)
+                if limit is not None:
+                    runtime.set_max_memory(0)
             reason: object = None
             if stopped and watch is not None and self._native is not None:
                 self._native.disarm(watch.main_state)

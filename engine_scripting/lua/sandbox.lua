@@ -105,15 +105,15 @@ end
 
 -- Keep in `slots` only the threads that must stay (above); the rest move to pins. Entries only
 -- move down, and every entry is a live thread at all times: the watchdog may read the array
--- while this runs.
+-- while this runs. No thread is listed twice (`in_slots` guards every push). Between calls no
+-- thread runs, so only permanent ones need their status read.
 local function compact(between_calls)
-  local kept, n = {}, 0
+  local n = 0
   for i = 2, top + 1 do
     local thread = slots[i]
-    local status = between_calls and "suspended" or co_status(thread)
-    if permanent[thread] then status = co_status(thread) end
-    if stays(thread, status) and not kept[thread] then
-      kept[thread] = true
+    local status = (between_calls and not permanent[thread]) and "suspended"
+      or co_status(thread)
+    if stays(thread, status) then
       n = n + 1
       slots[n + 1] = thread
     else
@@ -142,21 +142,7 @@ local function push(co)
 end
 
 local function begin_call()
-  if top > 0 then
-    if permanent_count > 0 then
-      compact(true)
-    else
-      for i = 2, top + 1 do
-        local thread = slots[i]
-        in_slots[thread] = nil
-        pins[thread] = true
-        slots[i] = main
-      end
-      top = 0
-      slots[1] = 0
-      pins_dirty = true
-    end
-  end
+  if top > 0 then compact(true) end
   if pins_dirty or old_dirty then
     old_pins, pins = pins, {}
     old_dirty, pins_dirty = pins_dirty, false

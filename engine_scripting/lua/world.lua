@@ -719,9 +719,8 @@ local MAX_BOUND_FIELDS = 60   -- Lua allows 200 locals and 255 upvalues per func
 local function make_binder(fields, kinds)
   local n = #fields
   if n == 0 or n > MAX_BOUND_FIELDS then
-    local columns_of = function(...) return {...} end
     return function(absent, written, gen, ...)
-      local columns = columns_of(...)
+      local columns = {...}
       local function read(slot)
         if absent[slot] then return nil end
         local copy = {}
