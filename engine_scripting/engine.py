@@ -90,14 +90,15 @@ class ScriptEngine:
             control = setup(hooks.print_sink, hooks.report_violation, depth, float(steps),
                             PRINT_LINE_LIMIT, self.trusted)
             del setup, loader
-            control[b"collect"]()  # the set-up chunk is garbage now: a context starts small
         except lua54.LuaMemoryError as error:
             raise ResourceLimitExceeded(
                 f"{name}: memory limit too small to create a context", limit_type="memory",
                 script=name,
             ) from error
-        return ScriptContext(name, runtime, control, hooks, effective, self._watchdog,
-                             self._native)
+        context = ScriptContext(name, runtime, control, hooks, effective, self._watchdog,
+                                self._native)
+        context.collect_garbage()  # the set-up chunk is garbage now: a context starts small
+        return context
 
     def close(self) -> None:
         """Stop the watchdog thread. Contexts already created stop being time-limited."""
