@@ -133,16 +133,13 @@ def measure_scenes(counts: Sequence[int], rounds: int, report: Report,
                         worlds[variant, count, copy] = build_scene(scene, count,
                                                                    engines.get(variant))
             per_entity = _median_frame_us(worlds, {key: key[1] for key in worlds}, rounds)
-
-            def figure(variant: str, count: int, times: dict[tuple[str, int, int], float]
-                       = per_entity) -> float:
-                return (times[variant, count, 0] + times[variant, count, 1]) / 2
-
+            mean = {(variant, count): (per_entity[variant, count, 0]
+                                       + per_entity[variant, count, 1]) / 2
+                    for variant in variants for count in counts}
             for count in counts:
                 report.scenes.append(SceneFigure(
-                    scene=scene, entities=count, sandboxed_us=figure("sandboxed", count),
-                    trusted_us=figure("trusted", count),
-                    plain_us=figure("plain", count) if "plain" in variants else None,
+                    scene=scene, entities=count, sandboxed_us=mean["sandboxed", count],
+                    trusted_us=mean["trusted", count], plain_us=mean.get(("plain", count)),
                 ))
             for name in worlds.values():
                 drop_scene(name)
