@@ -416,11 +416,10 @@ function world.get(entity, name)
   if component ~= nil and current ~= nil and (entity == current or scope_any) then
     local slot = slot_of[entity]
     if slot ~= nil then
-      local read = component.read
-      if read == nil and component.entry == nil and load_entry(component) then
-        read = component.read
-      end
-      if read ~= nil then return read(slot) end
+      -- loaded on the first use in a batch; nil or false when the host could not provide it
+      local read = component.read or component.entry == nil and load_entry(component)
+        and component.read
+      if read then return read(slot) end
     end
   end
   return checked_get(entity, name)
@@ -441,13 +440,11 @@ function world.set(entity, name, fields)
       and type(fields) == "table" then
     local slot = slot_of[entity]
     if slot ~= nil then
-      local write = component.write
-      if write == nil and component.entry == nil and load_entry(component) then
-        write = component.write
-      end
+      local write = component.write or component.entry == nil and load_entry(component)
+        and component.write
       -- write() stores only when every given field is valid; anything else (and text fields)
       -- takes the checked path, which raises the precise error
-      if write ~= nil and write(fields, slot) then return end
+      if write and write(fields, slot) then return end
     end
   end
   return checked_set(entity, name, fields)
