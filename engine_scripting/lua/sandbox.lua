@@ -279,9 +279,10 @@ local function sb_wrap(f)
   local wrapped = co_wrap(f)
   local _, co = d_getupvalue(wrapped, 1)
   hooktable[co] = hook
-  if permanent_count >= PERMANENT_CAPACITY then compact() end   -- frees the slots of dead ones
-  if permanent_count < PERMANENT_CAPACITY and (top < SLOT_CAPACITY or compact() < SLOT_CAPACITY)
-  then
+  if permanent_count >= PERMANENT_CAPACITY or top >= SLOT_CAPACITY then
+    compact()   -- frees the places of dead and finished ones
+  end
+  if permanent_count < PERMANENT_CAPACITY and top < SLOT_CAPACITY then
     permanent[co] = true
     permanent_count = permanent_count + 1
     push(co)
