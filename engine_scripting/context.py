@@ -283,7 +283,10 @@ class ScriptContext:
         hooks = self._hooks
         hooks.violations.clear()
         watch = self._watch
-        failure: BaseException | None = None
+        # what went wrong, kept without the exception: its traceback would hold this frame,
+        # and with it the arguments' Lua tables, until Python's cycle collector ran
+        failure: str | None = None
+        out_of_memory = False
         result: object = None
         stopped = False
         limit = self._memory_limit
@@ -302,7 +305,7 @@ class ScriptContext:
             try:
                 result = function(*args)
             except lua54.LuaError as error:
-                failure = error
+                failure, out_of_memory = str(error), isinstance(error, lua54.LuaMemoryError)
             finally:
                 if watch is not None and watchdog is not None:
                     stopped = watchdog.end(watch)
@@ -325,10 +328,10 @@ class ScriptContext:
                 limit_type=breached,  # type: ignore[arg-type]
                 script=self.name,
             )
+        if out_of_memory:
+            raise self._memory_error()
         if failure is not None:
-            if isinstance(failure, lua54.LuaMemoryError):
-                raise self._memory_error()
-            raise ScriptRuntimeError(str(failure), script=self.name)
+            raise ScriptRuntimeError(failure, script=self.name)
         return result if isinstance(result, tuple) else (result,)
 
     def _stack_ran_away(self) -> bool:
