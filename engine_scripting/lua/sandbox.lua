@@ -1054,6 +1054,7 @@ local function make_kit()
     killed = function() return killed end,
     type = type, error = error, pcall = pcall, xpcall = xpcall, select = select, next = next,
     rawget = rawget, rawset = rawset, rawlen = rawlen, tostring = tostring,
+    setmetatable = setmetatable,
     s_sub = s_sub, s_find = s_find, s_format = s_format, s_len = s_len,
     t_concat = t_concat, t_unpack = t_unpack, t_move = t_move, m_type = m_type,
     huge = m_huge, utf8_len = utf8_len, tointeger = m_tointeger,

@@ -19,6 +19,7 @@ local s_format, s_len, s_sub, t_concat, t_unpack, m_type, utf8_len, huge, tointe
 local violation, current_env, killed, running_deep, traceback, pcall, s_find, load, t_move =
   kit.violation, kit.current_env, kit.killed, kit.running_deep, kit.traceback, kit.pcall,
   kit.s_find, kit.load, kit.t_move
+local setmetatable = kit.setmetatable
 
 local MAX_TEXT = caps.max_text                -- bytes in one str field or payload string
 local MAX_PAYLOAD_ITEMS = caps.max_payload_items
@@ -261,8 +262,13 @@ local function load_entry(component)
   cache[index] = entry
   component.entry = entry
   if entry then
+    local tables = component.tables
+    if tables == nil then
+      tables = {}
+      component.tables, component.owned = tables, {}
+    end
     component.read, component.write = component.bind(entry.absent, entry.written, gen,
-      t_unpack(columns, 1, fields))
+      tables, component.owned, t_unpack(columns, 1, fields))
   end
   return entry
 end
@@ -436,8 +442,7 @@ end
 
 function world.set(entity, name, fields)
   local component = writable[name]
-  if component ~= nil and current ~= nil and (entity == current or scope_any)
-      and type(fields) == "table" then
+  if component ~= nil and current ~= nil and (entity == current or scope_any) then
     local slot = slot_of[entity]
     if slot ~= nil then
       local write = component.write or component.entry == nil and load_entry(component)
@@ -604,9 +609,12 @@ local function update_from(first, dt, on_update)
   end
 end
 
+-- A new numbering of the instances; component tables are per slot, so they go too (a table
+-- a script kept is no longer refreshed).
 local function renumber()
   slot_of = {}
   for i = 1, #order do slot_of[order[i]] = i end
+  for _, component in next, components do component.tables, component.owned = nil, nil end
 end
 
 -- A receiver's own copy of a payload (already plain and capped when it was emitted).
@@ -695,28 +703,48 @@ local function reloaded(tick_no)
   return errors
 end
 
--- bind(absent, written, gen, column 1, ..., column n) -> read, write: the fast accessors of one
--- component for one batch, generated per component (field names are quoted with %q).
---   read(slot): a fresh table of the instance's fields, built by a constructor of the right
---     size; nil when the instance has no such component.
+-- bind(absent, written, gen, tables, owned, column 1, ..., column n) -> read, write: the fast
+-- accessors of one component for one batch, generated per component (field names are quoted
+-- with %q).
+--   read(slot): the instance's component table, its fields refreshed from the columns; nil when
+--     the instance has no such component. One table per instance and component (`tables`,
+--     slot -> table; `owned`, the set of them), kept until the instance list changes, so a get
+--     builds no table. Its metatable refuses keys that are not fields and cannot be replaced or
+--     read, so such a table only ever holds field keys (rawset aside, see write).
 --   write(fields, slot): store a script's field table when the instance has the component,
 --     every key is one of its fields and every value has the field's kind, and mark the slot
---     written in batch `gen`; false (nothing
---     stored) otherwise, and for text fields, which the checked path validates. The table is
---     read raw (next), each value once.
+--     written in batch `gen`; false (nothing stored) otherwise, and for text fields, which the
+--     checked path validates. A foreign table is read raw (next), each value once; a component
+--     table of this component (any instance's) is read by field name, raw too (the metatable
+--     has no __index), and keys a script forced into it with rawset are ignored.
 local WRITE_CHECKS = {
-  float = "if v%d ~= nil then if type(v%d) ~= 'number' or v%d ~= v%d or v%d == huge "
-    .. "or v%d == -huge then return false end v%d = v%d + 0.0 end",
+  -- x - x is 0 for every finite x, NaN for NaN and the infinities
+  float = "if type(v%d) == 'number' then v%d = v%d + 0.0 if v%d - v%d ~= 0.0 then return false end "
+    .. "elseif v%d ~= nil then return false end",
   int = "if v%d ~= nil and m_type(v%d) ~= 'integer' then return false end",
   bool = "if v%d ~= nil and type(v%d) ~= 'boolean' then return false end",
   str = "if v%d ~= nil then return false end",
 }
 local MAX_BOUND_FIELDS = 60   -- Lua allows 200 locals and 255 upvalues per function
 
-local function make_binder(fields, kinds)
+-- The metatable of a component's tables: assigning a key that is no field raises the error
+-- world.set would raise; a field removed with nil may be assigned again.
+local function component_metatable(name, position)
+  return {
+    __metatable = "component table",
+    __newindex = function(t, key, value)
+      if type(key) ~= "string" or not position[key] then
+        error(s_format("%s has no field '%s'", name, s_sub(tostring(key), 1, 64)), 2)
+      end
+      rawset(t, key, value)
+    end,
+  }
+end
+
+local function make_binder(name, fields, kinds, position)
   local n = #fields
   if n == 0 or n > MAX_BOUND_FIELDS then
-    return function(absent, written, gen, ...)
+    return function(absent, written, gen, tables, owned, ...)
       local columns = {...}
       local function read(slot)
         if absent[slot] then return nil end
@@ -727,26 +755,36 @@ local function make_binder(fields, kinds)
       return read, function() return false end
     end
   end
-  local columns, values, pairs_, tests, checks, stores = {}, {}, {}, {}, {}, {}
+  local columns, values, slot_values, pairs_, keys, tests, checks, stores =
+    {}, {}, {}, {}, {}, {}, {}, {}
   for i = 1, n do
     columns[i] = "c" .. i
     values[i] = "v" .. i
+    slot_values[i] = s_format("c%d[s]", i)
     pairs_[i] = s_format("[%q] = c%d[s]", fields[i], i)
+    keys[i] = s_format("t[%q]", fields[i])
     tests[i] = s_format("%s k == %q then v%d = v", i == 1 and "if" or "elseif", fields[i], i)
-    checks[i] = s_format(WRITE_CHECKS[kinds[i]], i, i, i, i, i, i, i, i)
+    checks[i] = s_format(WRITE_CHECKS[kinds[i]], i, i, i, i, i, i)
     stores[i] = s_format("if v%d ~= nil then c%d[s] = v%d end", i, i, i)
   end
-  local source = "local next, type, m_type, huge = ... "
-    .. "return function(absent, written, gen, " .. t_concat(columns, ", ") .. ") "
+  local source = "local next, type, m_type, setmetatable, mt = ... "
+    .. "return function(absent, written, gen, tables, owned, " .. t_concat(columns, ", ") .. ") "
     .. "local function read(s) if absent[s] then return nil end "
-    .. "return {" .. t_concat(pairs_, ", ") .. "} end "
+    .. "local t = tables[s] "
+    .. "if t == nil then t = setmetatable({" .. t_concat(pairs_, ", ") .. "}, mt) "
+    .. "tables[s], owned[t] = t, true return t end "
+    .. t_concat(keys, ", ") .. " = " .. t_concat(slot_values, ", ") .. " "
+    .. "return t end "
     .. "local function write(t, s) if absent[s] then return false end "
     .. "local " .. t_concat(values, ", ") .. " "
-    .. "for k, v in next, t do " .. t_concat(tests, " ") .. " else return false end end "
+    .. "if owned[t] then " .. t_concat(values, ", ") .. " = " .. t_concat(keys, ", ")
+    .. " elseif type(t) ~= 'table' then return false else "
+    .. "for k, v in next, t do " .. t_concat(tests, " ") .. " else return false end end end "
     .. t_concat(checks, " ") .. " " .. t_concat(stores, " ") .. " "
     .. "written[s] = gen return true end "
     .. "return read, write end"
-  return load(source, "=bind", "t", {})(next, type, m_type, huge)
+  return load(source, "=bind", "t", {})(next, type, m_type, setmetatable,
+    component_metatable(name, position))
 end
 
 -- The host side: component schemas and the Python functions behind the world API.
@@ -758,7 +796,8 @@ local function attach(schema, get, set, has, spawn, destroy, emit, host_print, f
     for i = 1, #spec.required do required[spec.required[i]] = true end
     local component = {name = name, index = spec.index, fields = spec.fields,
                        kinds = spec.kinds, position = position, required = required,
-                       bind = make_binder(spec.fields, spec.kinds), gen = 0, capacity = 0,
+                       bind = make_binder(name, spec.fields, spec.kinds, position), gen = 0,
+                       capacity = 0,
                        synced = false}
     components[name] = component
   end

@@ -59,11 +59,11 @@ def test_on_destroy_runs_when_the_entity_or_the_link_goes(spawn_scripted: Loader
     assert sorted(console_texts()) == [f"destroyed\t{deleted}", f"destroyed\t{unlinked}"]
 
 
-def test_get_returns_a_copy_and_set_updates_part_of_a_component(spawn_scripted: Loader) -> None:
+def test_get_changes_nothing_and_set_updates_part_of_a_component(spawn_scripted: Loader) -> None:
     entity = spawn_scripted("mover", """
         function on_update(self, dt)
           local p = world.get(self.entity, "Position")
-          p.x = 999                                   -- a copy: no effect on the world
+          p.x = 999                                   -- not passed to world.set: no effect
           local v = world.get(self.entity, "Velocity")
           world.set(self.entity, "Position", {x = p.y + v.x * dt})
           print(world.get(self.entity, "Label"), world.has(self.entity, "Label"),
