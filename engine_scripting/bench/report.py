@@ -24,6 +24,7 @@ from engine_scripting.engine import ScriptEngine
 from engine_scripting.manager import ScriptManager
 
 K = TypeVar("K", bound=Hashable)
+SAMPLE_S = 0.002  # the shortest timed sample of a scene
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,13 +77,15 @@ class Report:
 
 def _median_frame_us(worlds: Mapping[K, str], counts: Mapping[K, int],
                      rounds: int) -> dict[K, float]:
-    """Median per-entity frame time of each world; a sample runs enough frames to last about
-    2,000 entity updates, so small worlds are not lost in timer noise, after one untimed frame:
-    a game runs the same world frame after frame, so what counts is a warm frame, not the first
-    one after another world pushed this one out of the caches."""
+    """Median per-entity frame time of each world.
+
+    A sample runs enough frames to last at least SAMPLE_S (and 2,000 entity updates), so small
+    worlds average over their garbage-collection cycles instead of catching one or none, after
+    one untimed frame: a game runs the same world frame after frame, so what counts is a warm
+    frame, not the first one after another world pushed this one out of the caches."""
     keys = list(worlds)
     samples: dict[K, list[float]] = {key: [] for key in keys}
-    frames = {key: max(1, 2000 // counts[key]) for key in keys}
+    frames = {key: _frames_per_sample(worlds[key], counts[key]) for key in keys}
     for index in range(rounds):
         for offset in range(len(keys)):
             key = keys[(index + offset) % len(keys)]
@@ -94,6 +97,15 @@ def _median_frame_us(worlds: Mapping[K, str], counts: Mapping[K, int],
             samples[key].append((time.perf_counter() - started) / frames[key])
     return {key: statistics.median(values) / counts[key] * 1e6
             for key, values in samples.items()}
+
+
+def _frames_per_sample(world: str, count: int) -> int:
+    esper.switch_world(world)
+    esper.process(0.016)
+    started = time.perf_counter()
+    esper.process(0.016)
+    frame_s = max(time.perf_counter() - started, 1e-7)
+    return max(1, 2000 // count, math.ceil(SAMPLE_S / frame_s))
 
 
 def _bare_call_us(count: int, rounds: int) -> float:
