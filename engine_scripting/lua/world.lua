@@ -733,7 +733,7 @@ local function component_metatable(name, position)
   return {
     __metatable = "component table",
     __newindex = function(t, key, value)
-      if type(key) ~= "string" or not position[key] then
+      if not position[key] then   -- field names only: no other key is in `position`
         error(s_format("%s has no field '%s'", name, s_sub(tostring(key), 1, 64)), 2)
       end
       rawset(t, key, value)
