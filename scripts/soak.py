@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Soak run: 100,000 ticks, 100 well-behaved scripts, 10 hostile scripts re-added every 2,000
-ticks. Prints resident memory over time and checks that growth stays bounded, that unloaded
-scripts' Lua states are freed, and that the well-behaved scripts end in exactly the state of a
-run without the hostile ones.
+ticks. Prints resident memory over time (read after the C heap's free pages went back to the
+system, so that glibc's retained free memory does not pass for growth) and checks that growth
+stays bounded, that unloaded scripts' Lua states are freed, and that the well-behaved scripts
+end in exactly the state of a run without the hostile ones.
 
 Usage: python scripts/soak.py [--ticks N] [--scripts N] [--every N]
 """
