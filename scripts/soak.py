@@ -34,11 +34,11 @@ def main() -> int:
 
     # every reading at the same point of a hostile round (its end), so that they compare: within
     # a round the leaking script's state grows to its limit
-    every = max(1, options.every)
+    every = options.every
     report_every = max(every, options.ticks // 20 // every * every)
     sys.stdout.write("with hostile scripts\n")
     crowded = run_soak(options.ticks, options.scripts, hostile=True,
-                       hostile_every=options.every, report_every=report_every,
+                       hostile_every=every, report_every=report_every,
                        progress=report)
     sys.stdout.write("without hostile scripts (the reference)\n")
     alone = run_soak(options.ticks, options.scripts, hostile=False,
