@@ -4,6 +4,7 @@ from engine_scripting.components import Console, ConsoleMessage, EventQueue, Scr
 from engine_scripting.context import ScriptContext
 from engine_scripting.engine import ScriptEngine
 from engine_scripting.errors import (
+    CallAbandoned,
     PermissionDenied,
     ResourceLimitExceeded,
     ScriptCompileError,
@@ -17,6 +18,7 @@ from engine_scripting.permissions import Permissions
 from engine_scripting.system import ScriptSystem
 
 __all__ = [
+    "CallAbandoned",
     "Console",
     "ConsoleMessage",
     "EventQueue",

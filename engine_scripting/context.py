@@ -17,6 +17,7 @@ import structlog
 
 from engine_scripting.convert import PlainData, to_lua, to_python
 from engine_scripting.errors import (
+    CallAbandoned,
     PermissionDenied,
     ResourceLimitExceeded,
     ScriptCompileError,
@@ -26,6 +27,7 @@ from engine_scripting.errors import (
 )
 from engine_scripting.limits import ScriptResourceLimits
 from engine_scripting.native import LuaNative
+from engine_scripting.runner import Abandoned, Runner, Worker
 from engine_scripting.watchdog import CallWatch, Watchdog
 
 _log = structlog.get_logger(__name__)
@@ -52,12 +54,16 @@ class ContextHooks:
     """What the Lua side may call in Python: print output and violation reports.
 
     It holds no reference to the runtime, so a closed context is freed by reference counting.
+    Its callbacks run only while the call that reached them is alive (see ``Runner.gated``).
     """
 
-    def __init__(self, output_maxlen: int, on_print: Callable[[str], None] | None) -> None:
+    def __init__(self, output_maxlen: int, on_print: Callable[[str], None] | None,
+                 runner: Runner | None = None) -> None:
         self.output: deque[str] = deque(maxlen=output_maxlen)
         self.violations: list[tuple[str, str, int | None]] = []
         self._on_print = on_print
+        if runner is not None:
+            self.print_sink = runner.gated(self.print_sink)  # type: ignore[method-assign]
 
     def print_sink(self, line: bytes) -> None:
         text = line.decode("utf-8", "replace") if isinstance(line, bytes) else str(line)
@@ -100,8 +106,11 @@ class ScriptContext:
         limits: ScriptResourceLimits | None,
         watchdog: Watchdog | None,
         native: LuaNative | None,
+        runner: Runner | None = None,
     ) -> None:
         self.name = name
+        self._runner = runner
+        self._dead = False
         self.limits = limits
         self._runtime: Any = runtime
         self._hooks = hooks
@@ -152,7 +161,9 @@ class ScriptContext:
 
     @property
     def memory_used(self) -> int:
-        """Bytes this context's Lua state uses now."""
+        """Bytes this context's Lua state uses now (its last count once it is dead)."""
+        if self._dead and self._runtime is not None:
+            return int(self._runtime.get_memory_used() or 0)
         self._check_open()
         used = self._runtime.get_memory_used()
         if used:
@@ -163,6 +174,17 @@ class ScriptContext:
     def closed(self) -> bool:
         """True once ``close`` has run."""
         return self._runtime is None
+
+    @property
+    def dead(self) -> bool:
+        """True once a call of this context was abandoned (stuck inside a C function): the
+        context refuses every call from then on, and only ``close`` is left to do."""
+        return self._dead
+
+    def gated(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` as a host callback for Lua: it runs only while the call that reached it
+        is alive, and returns None without running once that call was abandoned."""
+        return function if self._runner is None else self._runner.gated(function)
 
     def execute(self, source: str | bytes, chunk_name: str | None = None) -> Result:
         """Compile and run a chunk of Lua text in the sandbox; return its value(s) as plain data.
@@ -245,10 +267,12 @@ class ScriptContext:
         self._collect()
 
     def close(self) -> None:
-        """Free the Lua state. No script finalizer runs: ``__gc`` has no effect in the sandbox."""
-        if self._busy:
+        """Free the Lua state. No script finalizer runs: ``__gc`` has no effect in the sandbox.
+
+        A dead context's state is freed once its abandoned call has unwound."""
+        if self._busy and not self._dead:
             raise ScriptError("cannot close a context while it runs", script=self.name)
-        if self._restore_finalizers is not None:
+        if self._restore_finalizers is not None and not self._dead:
             self._restore_finalizers()
         self._execute = self._call = None
         self._after_stop = self._outcome = None
@@ -269,14 +293,42 @@ class ScriptContext:
     def _check_open(self) -> None:
         if self._runtime is None:
             raise ScriptError("the context is closed", script=self.name)
+        if self._dead:
+            raise CallAbandoned(
+                f"{self.name}: the context is dead: a call of it was abandoned",
+                limit_type="time", script=self.name,
+            )
 
     def _run(self, function: Any, args: tuple[object, ...],
              push_free: bool) -> tuple[object, ...]:
         """One protected call into Lua under the limits; returns xpcall's results.
 
-        ``push_free``: lupa pushes every argument without allocating in the Lua state (see
-        ``_PUSH_FREE``); otherwise the arguments travel in one table.
+        It runs on the engine's worker thread (see runner.py): a call stuck inside a C function
+        is abandoned, and raises CallAbandoned here. ``push_free``: lupa pushes every argument
+        without allocating in the Lua state (see ``_PUSH_FREE``); otherwise the arguments travel
+        in one table.
         """
+        runner = self._runner
+        if runner is None or runner.current() is not None:
+            return self._run_here(function, args, push_free)
+        return runner.run(  # type: ignore[no-any-return]
+            lambda: self._run_here(function, args, push_free), self._abandoned
+        )
+
+    def _abandoned(self, worker: Worker) -> tuple[object, ...]:
+        """On the calling thread, once ``worker`` was given up on: every context with a call
+        open on it is dead."""
+        abandon_open_calls(worker)
+        self._dead = True
+        _log.warning("script.call_abandoned", script=self.name)
+        raise CallAbandoned(
+            f"{self.name}: time limit exceeded inside a C function that no hook can interrupt;"
+            " the call was abandoned and the context is dead",
+            limit_type="time", script=self.name,
+        )
+
+    def _run_here(self, function: Any, args: tuple[object, ...],
+                  push_free: bool) -> tuple[object, ...]:
         if self._busy:
             raise ScriptError("the context is already running a call", script=self.name)
         self._busy = True
@@ -300,7 +352,11 @@ class ScriptContext:
                     function, args = self._apply, (function, packed, len(args))
                 runtime.set_max_memory(limit)
             watchdog = self._watchdog
+            worker = self._runner.current() if self._runner is not None else None
+            if worker is not None:
+                worker.open_calls.append(self)
             if watch is not None and watchdog is not None:
+                watch.worker = worker
                 watchdog.begin(watch)
             try:
                 result = function(*args)
@@ -309,6 +365,10 @@ class ScriptContext:
             finally:
                 if watch is not None and watchdog is not None:
                     stopped = watchdog.end(watch)
+                if worker is not None:
+                    if worker.abandoned:
+                        raise Abandoned  # nothing more of the host may run on this thread
+                    worker.open_calls.pop()
                 if limit is not None:
                     runtime.set_max_memory(0)
             reason: object = None
@@ -391,6 +451,13 @@ class ScriptContext:
         return ScriptRuntimeError(
             first_line, script=self.name, line=error_line(first_line), traceback=traceback or None
         )
+
+
+def abandon_open_calls(worker: Worker) -> None:
+    """Mark dead every context with a call open on the abandoned ``worker``."""
+    for context in worker.open_calls:
+        if isinstance(context, ScriptContext):
+            context._dead = True
 
 
 def error_line(message: str) -> int | None:

@@ -15,6 +15,7 @@ from engine_scripting.context import ContextHooks, ScriptContext
 from engine_scripting.errors import ResourceLimitExceeded, ScriptError
 from engine_scripting.limits import ScriptResourceLimits
 from engine_scripting.native import LuaNative
+from engine_scripting.runner import Runner
 from engine_scripting.watchdog import Watchdog
 
 _log = structlog.get_logger(__name__)
@@ -53,9 +54,11 @@ class ScriptEngine:
         self._pattern_steps_per_ms = pattern_steps_per_ms
         self._native: LuaNative | None = None
         self._watchdog: Watchdog | None = None
+        self._runner: Runner | None = None
         if not trusted:
             self._native = LuaNative()
             self._watchdog = Watchdog(self._native, poll_interval_s=watchdog_poll_ms / 1000.0)
+            self._runner = Runner()
         self._setup_chunk = compile_chunk("lua/sandbox.lua", "sandbox")
 
     def create_context(
@@ -72,7 +75,7 @@ class ScriptEngine:
         """
         if not isinstance(name, str) or not name:
             raise ScriptError("a context needs a non-empty name")
-        hooks = ContextHooks(self._output_maxlen, on_print)
+        hooks = ContextHooks(self._output_maxlen, on_print, self._runner)
         effective = None if self.trusted else (limits if limits is not None else self.limits)
         options: dict[str, object] = {
             "encoding": None, "register_eval": False, "register_builtins": False,
@@ -96,14 +99,22 @@ class ScriptEngine:
                 script=name,
             ) from error
         context = ScriptContext(name, runtime, control, hooks, effective, self._watchdog,
-                                self._native)
+                                self._native, self._runner)
         context.collect_garbage()  # the set-up chunk is garbage now: a context starts small
         return context
 
+    @property
+    def runner(self) -> Runner | None:
+        """The worker thread that runs this engine's limited calls (None when trusted)."""
+        return self._runner
+
     def close(self) -> None:
-        """Stop the watchdog thread. Contexts already created stop being time-limited."""
+        """Stop the watchdog and worker threads. Contexts already created stop being
+        time-limited."""
         if self._watchdog is not None:
             self._watchdog.close()
+        if self._runner is not None:
+            self._runner.close()
 
 
 def compile_chunk(resource: str, chunk_name: str) -> bytes:

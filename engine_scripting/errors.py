@@ -87,3 +87,9 @@ class ResourceLimitExceeded(ScriptError):
     def __init__(self, message: str, *, limit_type: LimitType, **context: object) -> None:
         super().__init__(message, **context)  # type: ignore[arg-type]
         self.limit_type: LimitType = limit_type
+
+
+class CallAbandoned(ResourceLimitExceeded):
+    """A call ran far past its time budget inside a C function, where no hook can stop it. The
+    host stopped waiting for it: its context is dead and refuses every call from then on (see
+    docs/security.md for what the abandoned call can still consume)."""

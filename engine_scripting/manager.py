@@ -17,7 +17,7 @@ import structlog
 from engine_scripting.api import WorldApi, install_world_api, world_source
 from engine_scripting.context import ScriptContext
 from engine_scripting.engine import ScriptEngine
-from engine_scripting.errors import ScriptError, SecurityViolation
+from engine_scripting.errors import CallAbandoned, ScriptError, SecurityViolation
 from engine_scripting.limits import ScriptResourceLimits
 from engine_scripting.permissions import Permissions
 
@@ -290,6 +290,10 @@ class ScriptManager:
         violation = next((e for e in errors if isinstance(e, SecurityViolation)), None)
         if violation is not None:
             self._disable_for(record, f"security violation: {violation}")
+            return
+        abandoned = next((e for e in errors if isinstance(e, CallAbandoned)), None)
+        if abandoned is not None:
+            self._disable_for(record, str(abandoned))
             return
         record.consecutive_failures += 1
         if record.consecutive_failures >= self.max_consecutive_failures:

@@ -33,11 +33,17 @@ from engine_scripting.components import (
     Script,
     ScriptEvent,
 )
-from engine_scripting.context import error_line
-from engine_scripting.errors import ResourceLimitExceeded, ScriptError, ScriptRuntimeError
+from engine_scripting.context import abandon_open_calls, error_line
+from engine_scripting.errors import (
+    CallAbandoned,
+    ResourceLimitExceeded,
+    ScriptError,
+    ScriptRuntimeError,
+)
 from engine_scripting.host import WorldBindings
 from engine_scripting.manager import ManagedScript, ScriptManager
 from engine_scripting.permissions import Permissions
+from engine_scripting.runner import Worker
 from engine_scripting.schema import ComponentSchema, build_schemas
 
 _log = structlog.get_logger(__name__)
@@ -136,11 +142,21 @@ class ScriptSystem(esper.Processor):
             self._links, self._links_source = links, source
         links = self._links
         deliveries = self._route(self._queue.take() if self._queue else [], links)
-        for name in self.manager.names():
-            record = self.manager.running(name)
-            if record is not None:
-                self._run_script(record, links.get(name, ()), deliveries.get(name), float(dt),
-                                 source)
+        records = [record for name in self.manager.names()
+                   if (record := self.manager.running(name)) is not None and record.enabled]
+
+        def run(record: ManagedScript) -> None:
+            if self.manager.running(record.name) is not record:
+                return  # unloaded by host code earlier in this tick
+            self._run_script(record, links.get(record.name, ()), deliveries.get(record.name),
+                             float(dt), source)
+
+        runner = self.manager.engine.runner
+        if runner is None:
+            for record in records:
+                run(record)
+        else:
+            runner.run_each(records, run, self._abandoned)
         for name in links:
             if name not in self.manager and name not in self._unknown_reported:
                 self._unknown_reported.add(name)
@@ -213,13 +229,27 @@ class ScriptSystem(esper.Processor):
         except ScriptError as error:
             entity = record.api.last_entity() if not record.context.closed else None
             errors.append(error.with_context(script=record.name, entity=entity))
-            return False
-        finally:
             self._flush(record, errors)
+            return False
+        # not in a `finally`: an abandoned call unwinds its worker past this (runner.py)
+        self._flush(record, errors)
         failures = result[0] if result else None
         if failures is not None:
             errors.extend(self._instance_errors(record.name, failures))
         return True
+
+    def _abandoned(self, record: ManagedScript, worker: Worker) -> None:
+        """On the host's thread: the worker running ``record``'s tick was abandoned, stuck in a
+        C function. Its context is dead; the script is disabled and forgotten here."""
+        abandon_open_calls(worker)
+        error = CallAbandoned(
+            f"{record.name}: time limit exceeded inside a C function that no hook can"
+            " interrupt; the call was abandoned and the script's Lua state is dead",
+            limit_type="time", script=record.name,
+        )
+        self._report(record, [error])
+        self.manager.record_tick(record, [error], 0)
+        self._forget(record.name)
 
     def _flush(self, record: ManagedScript, errors: list[ScriptError]) -> None:
         """Write the batch's buffered component changes back to the world (also after a stop)."""
@@ -281,7 +311,8 @@ class ScriptSystem(esper.Processor):
 
     def _attach(self, record: ManagedScript) -> None:
         bindings = WorldBindings(self, record.name, self.schemas)
-        record.api.attach(record.context.lua_value(self._schema_spec), *bindings.functions())
+        record.api.attach(record.context.lua_value(self._schema_spec),
+                          *map(record.context.gated, bindings.functions()))
         self._bindings[record.name] = bindings
         self._attached[record.name] = record
         self._instances[record.name] = set()

@@ -1,9 +1,11 @@
 """The watchdog: a thread that stops scripts that overrun their time or recursion limits.
 
-Provides ``Watchdog`` and ``CallWatch``. Uses ``LuaNative`` to arm hooks. The watchdog never runs
-script code: it only arms a hook on the threads a context may be running (its main thread and the
-coroutines listed in its ``slots`` table); the script's own thread then raises the error (see
-sandbox.lua). While every call is within budget it costs nothing inside Lua.
+Provides ``Watchdog`` and ``CallWatch``. Uses ``LuaNative`` to arm hooks and ``runner.Worker`` to
+abandon calls. The watchdog never runs script code: it only arms a hook on the threads a context
+may be running (its main thread and the coroutines listed in its ``slots`` table); the script's
+own thread then raises the error (see sandbox.lua). While every call is within budget it costs
+nothing inside Lua. A call still running ``ABANDON_GRACE_S`` after twice its budget is stuck
+inside a C function, where no hook fires: the watchdog abandons its worker (see runner.py).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 import structlog
 
 from engine_scripting.native import LuaNative
+from engine_scripting.runner import Worker
 
 _log = structlog.get_logger(__name__)
 
@@ -26,6 +29,9 @@ ALLOW_HOOKS_AFTER_POLLS = 3
 # sooner and are never touched.
 FIRST_SAMPLE_AFTER_S = 0.001
 _IDLE_AFTER_S = 0.25
+# A call this long past twice its budget is abandoned: its caller returns within 2x the budget
+# plus 100 ms, with room left for the wake-up of the waiting thread on a loaded machine.
+ABANDON_GRACE_S = 0.05
 
 
 @dataclass(slots=True, eq=False)
@@ -43,6 +49,8 @@ class CallWatch:
     stopping: bool = False
     sampled: bool = False
     polls_stopping: int = 0
+    worker: Worker | None = None  # the worker the call runs on (None: nothing to abandon)
+    abandoned: bool = False
 
 
 class Watchdog:
@@ -67,8 +75,8 @@ class Watchdog:
     def begin(self, watch: CallWatch) -> None:
         """Start watching a call of the context that owns ``watch``."""
         watch.started = time.perf_counter()  # the watchdog derives the deadline from it
-        if watch.stopping or watch.sampled:
-            watch.stopping = watch.sampled = False
+        if watch.stopping or watch.sampled or watch.abandoned:
+            watch.stopping = watch.sampled = watch.abandoned = False
             watch.polls_stopping = 0
         self._active[watch] = watch
         if self._sleeping:
@@ -83,7 +91,7 @@ class Watchdog:
         lock = self._lock
         lock.acquire()
         try:
-            del self._active[watch]
+            self._active.pop(watch, None)   # gone already when the call was abandoned
         finally:
             lock.release()
         return watch.stopping or watch.sampled
@@ -139,6 +147,12 @@ class Watchdog:
             if thread not in threads:
                 threads.append(thread)
         if now >= deadline:
+            worker = watch.worker
+            if (worker is not None and now >= deadline + watch.budget_s + ABANDON_GRACE_S
+                    and worker.abandon()):
+                watch.abandoned = True
+                del self._active[watch]
+                _log.warning("watchdog.abandoned", overrun_ms=(now - deadline) * 1e3)
             if not watch.stopping:
                 watch.stopping = True
                 _log.debug("watchdog.deadline_passed", overrun_ms=(now - deadline) * 1e3)

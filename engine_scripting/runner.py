@@ -1,0 +1,213 @@
+"""The backstop: script calls run on a worker thread that the host waits on with a deadline.
+
+Provides ``Runner`` (one per engine), ``Worker`` and ``Abandoned``. Uses nothing else of the
+package: the watchdog decides when a call is stuck and calls ``Worker.abandon``.
+
+A hook can stop a script only between VM instructions. A C function that runs long inside one
+instruction (a table rehash over colliding keys, a path nobody found yet) would hold its caller's
+thread for as long as it runs. So every call into a limited context runs on a worker thread, and
+the caller waits. When a call is still running well past its budget, the watchdog abandons the
+worker: the caller is released at once, every context with a call open on that worker is dead
+(it refuses calls), and every host callback from that worker refuses to run. The worker itself
+cannot be stopped: it finishes its C function, the hook armed at the deadline stops the script,
+and ``Abandoned`` unwinds the thread without touching anything of the host.
+
+One handoff costs a thread wake-up each way (about 15-30 us), so the ScriptSystem hands a whole
+tick over at once (``run_each``), and calls made on the worker run inline.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+Item = TypeVar("Item")
+
+
+class Abandoned(BaseException):
+    """Unwinds an abandoned worker's thread. Only ever raised on that thread; host code on the
+    way up must not catch it (it derives from BaseException for that reason)."""
+
+
+class Worker:
+    """One worker thread and the state the watchdog and host callbacks share with it.
+
+    ``gate`` is held by host callbacks while they run (re-entrant, so a callback may call into
+    another context) and by the watchdog, for good, once it abandons the worker: callbacks take
+    it without blocking and refuse when they cannot.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.gate = threading.RLock()
+        self.abandoned = False
+        self.open_calls: list[object] = []    # contexts with a call in progress, innermost last
+        self._go = threading.Lock()
+        self._go.acquire()
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._job: Callable[[], object] | None = None
+        self._result: object = None
+        self._error: BaseException | None = None
+        self._thread = _WorkerThread(self, name)
+        self._thread.start()
+
+    def run(self, job: Callable[[], object]) -> tuple[bool, object]:
+        """Run ``job`` on this worker and wait; (False, None) when the worker was abandoned.
+
+        The job's exception, if any, is raised here."""
+        self._job = job
+        self._go.release()
+        self._done.acquire()
+        if self.abandoned:
+            return False, None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
+        result, self._result = self._result, None
+        return True, result
+
+    def abandon(self) -> bool:
+        """Give up on the call in progress (the watchdog's thread). False when a host callback
+        runs on the worker right now: it is host code, and is let finish (the next poll retries)."""
+        if self.abandoned:
+            return True
+        if not self.gate.acquire(blocking=False):
+            return False
+        self.abandoned = True   # the gate stays held: every later callback refuses
+        self._done.release()
+        return True
+
+    def stop(self) -> None:
+        """End the thread once it is idle (the runner is closing)."""
+        self._job = None
+        self._go.release()
+
+    def _loop(self) -> None:
+        while True:
+            self._go.acquire()
+            job = self._job
+            if job is None:
+                return
+            try:
+                self._result = job()
+            except Abandoned:
+                return      # whoever waited has gone on; nothing of the host is touched
+            except BaseException as error:  # handed to the waiting thread, raised there
+                self._error = error
+            self._job = job = None  # an idle worker must not keep the last job's objects
+            # finishing and abandoning exclude each other: the watchdog abandons only while it
+            # holds the gate, and keeps it from then on
+            if not self.gate.acquire(blocking=False):
+                return
+            try:
+                if self.abandoned:
+                    return
+                self._done.release()
+            finally:
+                self.gate.release()
+
+
+class _WorkerThread(threading.Thread):
+    """A worker's thread; it names its worker, so callbacks can find it (``worker_of``)."""
+
+    def __init__(self, worker: Worker, name: str) -> None:
+        super().__init__(target=worker._loop, name=name, daemon=True)
+        self.engine_worker = worker
+
+
+def worker_of(thread: threading.Thread) -> Worker | None:
+    """The worker ``thread`` runs, abandoned or not; None for any other thread."""
+    return getattr(thread, "engine_worker", None)
+
+
+class Runner:
+    """Runs host work that calls into limited contexts on a worker thread (see the module
+    docstring). One per engine; a new worker replaces an abandoned one."""
+
+    def __init__(self, name: str = "engine-scripting-runner") -> None:
+        self._name = name
+        self._worker: Worker | None = None
+        self._closed = False
+
+    def current(self) -> Worker | None:
+        """The worker the calling thread is, or None when it is not one of this runner's."""
+        worker = self._worker
+        if worker is not None and worker_of(threading.current_thread()) is worker:
+            return worker
+        return None
+
+    def gated(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        """``function`` as a host callback for Lua: on a worker (of any runner: a context's
+        callbacks run on the worker that runs the context) it runs holding the worker's gate,
+        and returns None without running once the worker was abandoned."""
+        current_thread = threading.current_thread
+
+        def callback(*args: Any) -> Any:
+            worker = worker_of(current_thread())
+            if worker is None:
+                return function(*args)
+            gate = worker.gate
+            if not gate.acquire(blocking=False):
+                return None
+            try:
+                return function(*args)
+            finally:
+                gate.release()
+
+        return callback
+
+    def run(self, job: Callable[[], Any], on_abandoned: Callable[[Worker], Any]) -> Any:
+        """Run ``job`` on a worker and return its result (inline when already on one).
+
+        When the worker is abandoned, ``on_abandoned(worker)`` runs on the calling thread and
+        its exception (it should raise one) propagates; its return value is returned otherwise.
+        """
+        if self.current() is not None:
+            return job()
+        worker = self._take_worker()
+        finished, result = worker.run(job)
+        if finished:
+            return result
+        self._worker = None
+        return on_abandoned(worker)
+
+    def run_each(self, items: Sequence[Item], job: Callable[[Item], object],
+                 on_abandoned: Callable[[Item, Worker], None]) -> None:
+        """``job(item)`` for every item, in order, on a worker: one handoff for all of them.
+
+        When the worker is abandoned during item k, ``on_abandoned(item_k, worker)`` runs on the
+        calling thread, and the items after k go on on a new worker."""
+        if self.current() is not None:
+            for item in items:
+                job(item)
+            return
+        start = 0
+        while start < len(items):
+            position = [start]
+
+            def batch(first: int = start, at: list[int] = position) -> None:
+                for index in range(first, len(items)):
+                    at[0] = index
+                    job(items[index])
+
+            worker = self._take_worker()
+            finished, _ = worker.run(batch)
+            if finished:
+                return
+            self._worker = None
+            on_abandoned(items[position[0]], worker)
+            start = position[0] + 1
+
+    def close(self) -> None:
+        """End the idle worker thread. An abandoned one ends by itself when its call returns."""
+        self._closed = True
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()
+
+    def _take_worker(self) -> Worker:
+        worker = self._worker
+        if worker is None or worker.abandoned:
+            worker = self._worker = Worker(self._name)
+        return worker
