@@ -35,7 +35,6 @@ _log = structlog.get_logger(__name__)
 _LINE = re.compile(r"^[^\n]*?:(\d+): ")
 _MEMORY_MESSAGE = b"not enough memory"
 _BINARY_CHUNK = b"\x1b"
-_RECURSION_MARKERS = ("stack overflow", "recursion limit exceeded")
 
 Result = PlainData | tuple[PlainData, ...]
 
@@ -432,8 +431,20 @@ class ScriptContext:
         return tuple(converted)
 
     def _error(self, error: object) -> ScriptError:
-        deep = self._outcome()
-        if error == _MEMORY_MESSAGE:
+        """The error of a failed call, classified from what the sandbox recorded (how deep the
+        failing call ran; whether the message handler saw the error: memory errors skip it),
+        never from the message's text."""
+        if self._native is not None and self._watch is not None:
+            # a pcall that caught a too-deep error armed the hook itself (sandbox.lua `caught`)
+            self._native.disarm(self._watch.main_state)
+        deep, handled, reason = self._outcome()
+        if reason is not None:
+            limit = _text(reason)
+            return ResourceLimitExceeded(
+                f"{self.name}: {limit} limit exceeded", limit_type=limit,  # type: ignore[arg-type]
+                script=self.name,
+            )
+        if error == _MEMORY_MESSAGE and not handled:
             if deep or self._stack_ran_away():
                 return ResourceLimitExceeded(
                     f"{self.name}: recursion limit exceeded", limit_type="recursion",
@@ -441,8 +452,7 @@ class ScriptContext:
                 )
             return self._memory_error()
         message = _text(error)
-        first_line = message.partition("\n")[0]
-        if deep or any(marker in first_line for marker in _RECURSION_MARKERS):
+        if deep:
             return ResourceLimitExceeded(
                 f"{self.name}: recursion limit exceeded ({message.splitlines()[0]})",
                 limit_type="recursion", script=self.name,

@@ -57,7 +57,8 @@ local permanent, permanent_count = {}, 0   -- thread -> true: listed until it is
 -- Threads that left `slots` stay referenced for this call and the next one: the watchdog may
 -- still hold their address.
 local pins, old_pins, pins_dirty, old_dirty = {}, {}, false, false
-local last_deep = false
+local last_deep = false      -- the last failed call ran deeper than the recursion limit
+local last_handled = false   -- the message handler saw the last error (memory errors skip it)
 local hook
 
 d_sethook(function() end, "", 0)        -- creates the registry's hook table
@@ -147,7 +148,7 @@ local function begin_call()
     old_pins, pins = pins, {}
     old_dirty, pins_dirty = pins_dirty, false
   end
-  last_deep = false
+  last_deep, last_handled = false, false
 end
 
 ------------------------------------------------------------------------------------------------
@@ -161,17 +162,16 @@ end
 ------------------------------------------------------------------------------------------------
 -- Base functions
 ------------------------------------------------------------------------------------------------
--- An error caught by a script's pcall: stack overflows (Lua's own stack limits) and calls deeper
--- than the limit are not the script's to catch: raise them again.
+-- An error caught by a script's pcall: a call deeper than the recursion limit is not the script's
+-- to catch (raise it again). Everything else, Lua's own "stack overflow" errors included, is an
+-- ordinary error, as in plain Lua. A stop by the hook needs nothing here: the hook raises again
+-- on the next instruction.
 local function caught(ok, ...)
   if not ok then
     local _, is_main = co_running()
-    local message = ...
-    if type(message) == "string" and (s_find(message, "stack overflow", 1, true)
-        or s_find(message, RECURSION_MESSAGE, 1, true)) then
-      error(message, 0)
-    end
     if d_getinfo(2 + (is_main and 2 or 0) + max_depth, "l") ~= nil then
+      killed = "recursion"   -- as if the hook had stopped it: no pcall further up catches it
+      arm_all()
       error(RECURSION_MESSAGE, 0)
     end
   end
@@ -961,6 +961,7 @@ end
 ------------------------------------------------------------------------------------------------
 local function handler(e)
   if killed then return e end
+  last_handled = true
   if d_getinfo(4 + max_depth, "l") ~= nil then last_deep = true end
   if type(e) ~= "string" then
     local ok, text = pcall(tostring, e)
@@ -1023,10 +1024,13 @@ local function after_stop()
   return reason
 end
 
+-- After a failed call: whether it ran deeper than the limit, whether the message handler saw its
+-- error, and the limit that stopped it when no watchdog did (see `caught`).
 local function outcome()
-  local deep = last_deep
-  last_deep = false
-  return deep
+  local deep, handled = last_deep, last_handled
+  last_deep, last_handled = false, false
+  if killed then return deep, handled, after_stop() end
+  return deep, handled, nil
 end
 
 if not trusted then

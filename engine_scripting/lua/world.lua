@@ -542,17 +542,12 @@ kit.add_global("print", world_print)
 ------------------------------------------------------------------------------------------------
 local function handler(e)
   if killed() then return e end
-  local kind = "runtime"
-  -- levels above the script: running_deep, handler; below it: xpcall, run, tick, xpcall
-  if e == "not enough memory" then kind = "memory"
-  elseif running_deep(7) then kind = "recursion" end
+  -- memory errors never reach a message handler (see `record`); levels above the script:
+  -- running_deep, handler; below it: xpcall, run, tick, xpcall
+  local kind = running_deep(7) and "recursion" or "runtime"
   if type(e) ~= "string" then
     local ok, text = pcall(tostring, e)
     e = (ok and type(text) == "string") and text or ("(error object is a " .. type(e) .. " value)")
-  end
-  if kind == "runtime" and (s_find(e, "stack overflow", 1, true)
-      or s_find(e, "recursion limit exceeded", 1, true)) then
-    kind = "recursion"
   end
   return {kind = kind, message = traceback(e, 2)}
 end

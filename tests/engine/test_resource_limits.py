@@ -8,6 +8,7 @@ import time
 import pytest
 
 from engine_scripting import (
+    ScriptRuntimeError,
     ResourceLimitExceeded,
     ScriptContext,
     ScriptEngine,
@@ -43,7 +44,6 @@ def test_memory_limit_holds_under_pcall(ctx: ScriptContext) -> None:
 @pytest.mark.parametrize("source", [
     "local function f() return 1 + f() end return f()",
     "local function f(n) return f(n + 1) + 1 end return f(1)",
-    "local t = setmetatable({}, {__index = function(t, k) return t[k + 1] end}) return t[1]",
     "local function f() return pcall(f) end return f()",
     "local function f() local ok, e = pcall(f) if not ok then error(e, 0) end end f()",
 ])
@@ -53,6 +53,22 @@ def test_deep_recursion(ctx: ScriptContext, source: str) -> None:
         ctx.execute(source)
     assert caught.value.limit_type == "recursion"
     assert time.perf_counter() - started < STOP_BOUND_S
+
+
+def test_lua_own_stack_overflow_is_an_ordinary_error(ctx: ScriptContext) -> None:
+    """Lua's "C stack overflow" below the sandbox's depth limit is plain Lua's catchable error,
+    not the sandbox's limit (issue 19)."""
+    source = "local t = setmetatable({}, {__index = function(t, k) return t[k + 1] end})"
+    assert ctx.execute(source + " return pcall(function() return t[1] end)") == (
+        False, "test:1: C stack overflow")
+    with pytest.raises(ScriptRuntimeError, match="C stack overflow"):
+        ctx.execute(source + " return t[1]")
+    assert ctx.execute("return pcall(error, 'stack overflow in my parser')") == (
+        False, "stack overflow in my parser")
+    assert ctx.execute("return pcall(error, 'not enough memory')") == (
+        False, "not enough memory")
+    with pytest.raises(ScriptRuntimeError, match="not enough memory"):
+        ctx.execute("error('not enough memory')")
 
 
 def test_recursion_within_the_limit_runs(ctx: ScriptContext) -> None:
