@@ -13,16 +13,20 @@ import structlog
 
 from engine_scripting.context import ContextHooks, ScriptContext
 from engine_scripting.errors import ResourceLimitExceeded, ScriptError
-from engine_scripting.limits import ScriptResourceLimits
+from engine_scripting.limits import MAX_SOURCE_BYTES, ScriptResourceLimits
 from engine_scripting.native import LuaNative
 from engine_scripting.runner import Runner
 from engine_scripting.watchdog import Watchdog
 
 _log = structlog.get_logger(__name__)
 
-# Steps of Lua's C pattern matcher that one uninterruptible call may take per ms of budget.
-PATTERN_STEPS_PER_MS = 20_000
+# The share of a call's time budget that one uninterruptible C call may take, by the worst-case
+# cost bound of patterns.lua and tables.lua; costlier calls run as interruptible Lua.
+C_CALL_SHARE = 0.5
 PRINT_LINE_LIMIT = 8192
+# The sandbox's own Lua modules, run at set-up after argcheck.lua, in this order: each gets the
+# original library functions, argcheck, and what the modules before it returned.
+SANDBOX_MODULES = ("lua/pattern_compile.lua", "lua/patterns.lua", "lua/tables.lua")
 
 
 class ScriptEngine:
@@ -33,8 +37,8 @@ class ScriptEngine:
         trusted: no sandbox and no limits. Only for engine-owned code and for baselines.
         output_maxlen: how many printed lines each context keeps.
         watchdog_poll_ms: how often running calls are checked against their limits.
-        pattern_steps_per_ms: how many steps of Lua's C pattern matcher one uninterruptible call
-            may take per ms of time budget; patterns that may need more run in smaller pieces.
+        c_call_share: the share of the time budget one uninterruptible C call (a pattern
+            match, a sort...) may take by its worst-case cost; costlier calls run as Lua.
 
     Raises NativeLayoutError when lupa's Lua cannot be interrupted the way the sandbox needs.
     """
@@ -46,12 +50,12 @@ class ScriptEngine:
         trusted: bool = False,
         output_maxlen: int = 1000,
         watchdog_poll_ms: float = 1.0,
-        pattern_steps_per_ms: int = PATTERN_STEPS_PER_MS,
+        c_call_share: float = C_CALL_SHARE,
     ) -> None:
         self.limits = limits if limits is not None else ScriptResourceLimits()
         self.trusted = trusted
         self._output_maxlen = output_maxlen
-        self._pattern_steps_per_ms = pattern_steps_per_ms
+        self._c_call_share = c_call_share
         self._native: LuaNative | None = None
         self._watchdog: Watchdog | None = None
         self._runner: Runner | None = None
@@ -60,6 +64,10 @@ class ScriptEngine:
             self._watchdog = Watchdog(self._native, poll_interval_s=watchdog_poll_ms / 1000.0)
             self._runner = Runner()
         self._setup_chunk = compile_chunk("lua/sandbox.lua", "sandbox")
+        self._module_chunks = tuple(
+            compile_chunk(path, path.removeprefix("lua/").removesuffix(".lua"))
+            for path in ("lua/argcheck.lua", *SANDBOX_MODULES)
+        )
 
     def create_context(
         self,
@@ -85,13 +93,14 @@ class ScriptEngine:
             options["max_memory"] = effective.max_memory_bytes
             options["attribute_filter"] = hooks.deny_attribute
         runtime = lua54.LuaRuntime(**options)
-        steps = self._pattern_steps_per_ms * (effective.max_execution_time_ms if effective else 1e6)
+        budget_ms = effective.max_execution_time_ms if effective else 1e6
+        c_call_ns = self._c_call_share * budget_ms * 1e6
         depth = effective.max_recursion_depth if effective else 1_000_000
         try:
             loader = runtime.globals()[b"load"]
             setup = loader(self._setup_chunk, b"=sandbox", b"b")
-            control = setup(hooks.print_sink, hooks.report_violation, depth, float(steps),
-                            PRINT_LINE_LIMIT, self.trusted)
+            control = setup(hooks.print_sink, hooks.report_violation, depth, c_call_ns,
+                            PRINT_LINE_LIMIT, self.trusted, MAX_SOURCE_BYTES, *self._module_chunks)
             del setup, loader
         except lua54.LuaMemoryError as error:
             raise ResourceLimitExceeded(

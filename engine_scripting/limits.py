@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+# The largest source the sandbox compiles (a script's file or source, and each `load` chunk): the
+# compiler's work per byte has no small bound, so this bounds the time a compile can take.
+MAX_SOURCE_BYTES = 1 << 20
+
 
 @dataclass(frozen=True, slots=True)
 class ScriptResourceLimits:

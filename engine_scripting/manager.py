@@ -18,12 +18,10 @@ from engine_scripting.api import WorldApi, install_world_api, world_source
 from engine_scripting.context import ScriptContext
 from engine_scripting.engine import ScriptEngine
 from engine_scripting.errors import CallAbandoned, ScriptError, SecurityViolation
-from engine_scripting.limits import ScriptResourceLimits
+from engine_scripting.limits import MAX_SOURCE_BYTES, ScriptResourceLimits
 from engine_scripting.permissions import Permissions
 
 _log = structlog.get_logger(__name__)
-
-MAX_SOURCE_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)

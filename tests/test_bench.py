@@ -13,6 +13,7 @@ from engine_scripting.bench.report import (
     measure_profiling,
     measure_scenes,
 )
+from engine_scripting.bench.workloads import WORKLOADS
 
 
 def test_the_report_measures_and_formats_every_figure() -> None:
@@ -30,7 +31,7 @@ def test_the_report_measures_and_formats_every_figure() -> None:
     assert {(f.scene, f.entities) for f in report.scenes} == {
         (scene, count) for scene in ("empty", "movers", "logic") for count in (1, 20)}
     assert all(f.sandboxed_us > 0 and f.trusted_us > 0 for f in report.scenes)
-    assert len(report.compute) == 5 and report.load_count == 5
+    assert len(report.compute) == len(WORKLOADS) and report.load_count == 5
     assert [t.figure for t in report.targets] == [
         "security tax", "vs plain Python", "system overhead", "compute"]
     text = format_report(report)

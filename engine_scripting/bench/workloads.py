@@ -44,4 +44,43 @@ WORKLOADS = MappingProxyType({
           total = total + v * v % 11
         end
         return total""",
+    "string_library": """
+        local items = {}
+        for i = 1, 2000 do items[i] = string.format("item%04d=%d;", i, i * 7) end
+        local long = table.concat(items)
+        local total = 0
+        for i = 1, 3000 do
+          local s = string.format("%s-%05d:%.2f", "key", i, i / 7)
+          local at = s:find("-", 1, true)
+          local k, v = s:match("^(%a+)-(%d+)")
+          local u = s:upper():sub(2, 6)
+          local r = s:gsub("%d", "#")
+          total = total + at + #k + #v + #u + #r + #s:rep(3, ",")
+        end
+        for k, v in long:gmatch("(%w+)=(%d+);") do total = total + #k + v % 3 end
+        local replaced, n = long:gsub("item(%d+)", "<%1>")
+        total = total + n + #replaced
+        for i = 1, 50 do
+          local at = long:find("item" .. (i * 37 % 1000 + 1000) .. "=", 1, true)
+          local m = long:match("item0*" .. i .. "=(%d+)")
+          total = total + (at or 0) % 7 + #(m or "")
+        end
+        return total""",
+    "coroutine_yield": """
+        local gen = coroutine.wrap(function()
+          local i = 0
+          while true do i = i + 1 coroutine.yield(i) end
+        end)
+        local total = 0
+        for _ = 1, 150000 do total = total + gen() end
+        local function worker(n) for i = 1, n do coroutine.yield(i) end return 0 end
+        for _ = 1, 2000 do
+          local co = coroutine.create(worker)
+          while true do
+            local _, v = coroutine.resume(co, 20)
+            if coroutine.status(co) == "dead" then break end
+            total = total + v
+          end
+        end
+        return total""",
 })

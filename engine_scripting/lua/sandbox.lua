@@ -13,7 +13,9 @@
 -- (see `compact`); up to 16 made by coroutine.wrap are listed from creation until they are dead
 -- (see `sb_wrap`). So the running thread is always listed, and a switch to a listed coroutine
 -- costs one table read, or nothing for those 16.
-local print_sink, report_violation, max_depth, pattern_step_limit, print_limit, trusted = ...
+local print_sink, report_violation, max_depth, c_call_ns, print_limit, trusted, max_load_bytes,
+  argcheck_chunk = ...
+local module_chunks = {select(9, ...)}   -- engine.SANDBOX_MODULES, precompiled, in order
 
 local d_sethook, d_gethook, d_getinfo, d_traceback, d_getregistry =
   debug.sethook, debug.gethook, debug.getinfo, debug.traceback, debug.getregistry
@@ -26,15 +28,21 @@ local co_create, co_resume, co_running, co_status, co_close, co_wrap =
   coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.close,
   coroutine.wrap
 local d_getupvalue = debug.getupvalue
-local s_byte, s_sub, s_find, s_match, s_gmatch, s_gsub, s_rep, s_format, s_len =
-  string.byte, string.sub, string.find, string.match, string.gmatch, string.gsub, string.rep,
-  string.format, string.len
-local t_concat, t_insert, t_remove, t_move, t_sort, t_unpack, t_pack =
-  table.concat, table.insert, table.remove, table.move, table.sort, table.unpack, table.pack
-local m_type, m_min, m_huge, m_floor, m_tointeger, utf8_len = math.type, math.min, math.huge,
-  math.floor, math.tointeger, utf8.len
+local s_byte, s_sub, s_find, s_match, s_rep, s_format, s_len =
+  string.byte, string.sub, string.find, string.match, string.rep, string.format, string.len
+local t_concat, t_move, t_unpack = table.concat, table.move, table.unpack
+local m_type, m_huge, m_tointeger, utf8_len = math.type, math.huge, math.tointeger, utf8.len
 local collectgarbage = collectgarbage
 local main = co_running()
+
+-- lauxlib's argument checks, so that wrappers fail exactly as the C functions they stand for
+local argcheck = load(argcheck_chunk, "=argcheck", "b", {})({
+  type = type, error = error, tostring = tostring, tonumber = tonumber, rawget = rawget,
+  d_getmetatable = d_getmetatable, getinfo = d_getinfo, tointeger = m_tointeger,
+  s_format = s_format, setmetatable = setmetatable,
+})
+local argerror, typeerror, optstring, optinteger =
+  argcheck.argerror, argcheck.typeerror, argcheck.optstring, argcheck.optinteger
 
 ------------------------------------------------------------------------------------------------
 -- Interruption
@@ -47,13 +55,16 @@ local killed_threads = setmetatable({}, {__mode = "k"})
 -- they are dead (see sb_wrap), so that their calls need no wrapper; the rest of the capacity is
 -- for coroutines nested inside one another.
 local PERMANENT_CAPACITY = 16
-local SLOT_CAPACITY = 63 + PERMANENT_CAPACITY   -- slots[1..80]: 1.3 KiB
+-- Every nested resume is a C call, so Lua's own limit of 200 nested C calls ("C stack overflow")
+-- comes before this capacity runs out: "too many nested coroutines" cannot happen.
+local SLOT_CAPACITY = 200 + PERMANENT_CAPACITY   -- slots[1..217]: 3.4 KiB
 -- slots[1]: how many threads follow; slots[2 .. n + 1]: the threads. The array is filled once
 -- (with `main` as filler) and never resized, because the watchdog reads it from another thread.
 local slots = {0}
 for i = 2, SLOT_CAPACITY + 1 do slots[i] = main end
 local in_slots, top = {}, 0
 local permanent, permanent_count = {}, 0   -- thread -> true: listed until it is dead
+local compacted_for_wrap = false   -- sb_wrap compacts at most once per call
 -- Threads that left `slots` stay referenced for this call and the next one: the watchdog may
 -- still hold their address.
 local pins, old_pins, pins_dirty, old_dirty = {}, {}, false, false
@@ -148,7 +159,7 @@ local function begin_call()
     old_pins, pins = pins, {}
     old_dirty, pins_dirty = pins_dirty, false
   end
-  last_deep, last_handled = false, false
+  last_deep, last_handled, compacted_for_wrap = false, false, false
 end
 
 ------------------------------------------------------------------------------------------------
@@ -178,108 +189,169 @@ local function caught(ok, ...)
   return ok, ...
 end
 
-local function sb_pcall(f, ...)
-  return caught(pcall(f, ...))
+local function sb_pcall(...)
+  if select("#", ...) == 0 then argerror(1, 1, "value expected") end
+  return caught(pcall(...))
 end
 
-local function sb_xpcall(f, handler, ...)
-  if type(handler) ~= "function" then return xpcall(f, handler, ...) end
+local function sb_xpcall(...)
+  local f, handler = ...
+  if type(handler) ~= "function" then
+    typeerror(1, 2, "function", handler, select("#", ...) >= 2)
+  end
   -- a handler runs with hooks off when the error came from the hook: it must not run then
   return caught(xpcall(f, function(e)
     if killed then return e end
     return handler(e)
-  end, ...))
+  end, select(3, ...)))
+end
+
+-- luaL_tolstring: a __tostring that returns no string fails at the caller of print
+local function tolstring(value)
+  local mt = d_getmetatable(value)
+  local tm = type(mt) == "table" and rawget(mt, "__tostring") or nil
+  if tm == nil then return tostring(value) end
+  local text = tm(value)
+  local kind = type(text)
+  if kind == "number" then return tostring(text) end
+  if kind ~= "string" then error("'__tostring' must return a string", 3) end
+  return text
 end
 
 local function sb_print(...)
   local n = select("#", ...)
-  local args, parts = {...}, {}
-  for i = 1, n do parts[i] = tostring(args[i]) end
-  local line = t_concat(parts, "\t")
+  local parts = {...}
+  for i = 1, n do parts[i] = tolstring(parts[i]) end
+  local line = t_concat(parts, "\t", 1, n)
   if #line > print_limit then line = s_sub(line, 1, print_limit) .. "..." end
   print_sink(line)
 end
 
 local ESC = 27
 local env  -- the script environment, filled in below
-local function sb_load(chunk, chunkname, mode, env_arg)
-  if env_arg == nil then env_arg = env end
-  if chunkname ~= nil and type(chunkname) ~= "string" then
-    error("bad argument #2 to 'load' (string expected)", 2)
-  end
-  if type(chunk) == "string" then
+local function too_long()
+  return s_format("chunk is larger than %d bytes (the sandbox's limit)", max_load_bytes)
+end
+
+-- load as lbaselib's, except: binary chunks are a violation, and chunks are at most
+-- max_load_bytes (the compiler's work per byte is unbounded: docs/security.md).
+local function sb_load(...)
+  local nargs = select("#", ...)
+  local chunk, chunkname, mode, env_arg = ...
+  mode = optstring(1, 3, mode, "bt")
+  if nargs < 4 then env_arg = env end
+  local kind = type(chunk)
+  if kind == "string" or kind == "number" then
+    chunk = tostring(chunk)
+    chunkname = optstring(1, 2, chunkname, chunk)
     if s_byte(chunk, 1) == ESC then
       violation("binary_chunk", "binary chunks are not allowed in the sandbox", 2)
     end
-  elseif type(chunk) == "function" then
-    local reader, first = chunk, true
-    chunk = function()
-      local piece = reader()
-      if first and piece ~= nil and piece ~= "" then
-        first = false
-        if type(piece) == "string" and s_byte(piece, 1) == ESC then
-          violation("binary_chunk", "binary chunks are not allowed in the sandbox", 2)
-        end
-      end
-      return piece
-    end
-  else
-    error("bad argument #1 to 'load' (string or function expected)", 2)
+    if #chunk > max_load_bytes then return nil, too_long() end
+    return load(chunk, chunkname, mode, env_arg)
   end
-  return load(chunk, chunkname or "=(load)", "t", env_arg)
+  chunkname = optstring(1, 2, chunkname, "=(load)")
+  if kind ~= "function" then typeerror(1, 1, "function", chunk, nargs >= 1) end
+  local reader, first, size = chunk, true, 0
+  return load(function()
+    local piece = reader()
+    if first and piece ~= nil and piece ~= "" then
+      first = false
+      if type(piece) == "string" and s_byte(piece, 1) == ESC then
+        violation("binary_chunk", "binary chunks are not allowed in the sandbox", 2)
+      end
+    end
+    if type(piece) == "string" then
+      size = size + #piece
+      if size > max_load_bytes then error(too_long(), 0) end
+    end
+    return piece
+  end, chunkname, mode, env_arg)
 end
 
-local GC_OPTIONS = {count = true, collect = true, step = true, isrunning = true}
-local function sb_collectgarbage(option, ...)
-  option = option or "collect"
+-- Options that change how the collector runs are the host's; the rest are plain Lua's.
+local GC_OPTIONS = {count = true, collect = true, step = true, isrunning = true, restart = true}
+local GC_HOST_OPTIONS = {stop = true, setpause = true, setstepmul = true, generational = true,
+                         incremental = true}
+local function sb_collectgarbage(...)
+  local option = optstring(1, 1, (...), "collect")
   if not GC_OPTIONS[option] then
-    error("collectgarbage option '" .. tostring(option) .. "' is not available in the sandbox", 2)
+    if GC_HOST_OPTIONS[option] then
+      argerror(1, 1, "option '" .. option .. "' is not available in the sandbox")
+    end
+    argerror(1, 1, "invalid option '" .. option .. "'")
   end
-  return collectgarbage(option, ...)
+  if option == "step" then
+    return collectgarbage(option, optinteger(1, 2, (select(2, ...)), 0))
+  end
+  return collectgarbage(option)
 end
 
 ------------------------------------------------------------------------------------------------
 -- coroutine: threads get the hook function when created and a slot when first resumed
 ------------------------------------------------------------------------------------------------
-local function sb_create(f)
+local function sb_create(...)
+  local f = ...
+  if type(f) ~= "function" then typeerror(1, 1, "function", f, select("#", ...) >= 1) end
   local co = co_create(f)
   hooktable[co] = hook
   return co
 end
 
-local function sb_resume(co, ...)
+local function sb_resume(...)
+  local co = ...
   if in_slots[co] == nil then
-    if type(co) ~= "thread" then
-      error("bad argument #1 to 'resume' (coroutine expected, got " .. type(co) .. ")", 2)
-    end
+    if type(co) ~= "thread" then typeerror(1, 1, "thread", co, select("#", ...) >= 1) end
     push(co)
   end
-  return co_resume(co, ...)
+  return co_resume(...)
 end
 
-local function sb_close(co)
-  if type(co) ~= "thread" then
-    error("bad argument #1 to 'close' (coroutine expected, got " .. type(co) .. ")", 2)
-  end
+local function sb_close(...)
+  local co = ...
+  if type(co) ~= "thread" then typeerror(1, 1, "thread", co, select("#", ...) >= 1) end
   -- a thread stopped by the hook has hooks off for good: its __close handlers must not run
   if killed_threads[co] then return false, "coroutine was stopped by a resource limit" end
+  local status = co_status(co)
+  if status == "running" or status == "normal" then
+    error("cannot close a " .. status .. " coroutine", 2)
+  end
   if in_slots[co] == nil then push(co) end
   return co_close(co)
 end
 
--- Calls go straight to the C function that coroutine.wrap made. If the hook stops the thread,
--- that function closes it, and the watchdog re-enables hooks on listed threads that overrun
--- (see Watchdog.allow_hooks_after_polls), so its __close handlers stay interruptible.
---
+-- What lcorolib's auxwrap does after a failed resume: close a coroutine that failed, and add the
+-- caller's position to a string error.
+local function wrap_failed(co, err)
+  if co_status(co) == "dead" then
+    local closed, close_err = co_close(co)
+    if not closed then err = close_err end
+  end
+  if type(err) == "string" then error(err, 3) end
+  error(err, 0)
+end
+
+local function wrap_finish(co, ok, ...)
+  if ok then return ... end
+  wrap_failed(co, (...))
+end
+
 -- While permanent slots are free, the coroutine is listed at creation until it is dead, and the
--- script gets the C function itself: switches cost nothing extra. A generator abandoned while
--- suspended keeps its slot for the life of the context; once all permanent slots are taken,
--- calls go through a Lua function that lists the coroutine when first resumed in a call.
-local function sb_wrap(f)
+-- script gets the C function coroutine.wrap made: switches cost nothing extra. If the hook stops
+-- the thread, that function closes it; the watchdog re-enables hooks on listed threads that
+-- overrun (ALLOW_HOOKS_AFTER_POLLS), so its __close handlers stay interruptible. A generator
+-- abandoned while suspended keeps its slot for the life of the context; once all permanent slots
+-- are taken, calls go through a Lua function (auxwrap's behaviour, in Lua) that lists the
+-- coroutine when first resumed in a call.
+local function sb_wrap(...)
+  local f = ...
+  if type(f) ~= "function" then typeerror(1, 1, "function", f, select("#", ...) >= 1) end
   local wrapped = co_wrap(f)
   local _, co = d_getupvalue(wrapped, 1)
   hooktable[co] = hook
-  if permanent_count >= PERMANENT_CAPACITY or top >= SLOT_CAPACITY then
+  if (permanent_count >= PERMANENT_CAPACITY or top >= SLOT_CAPACITY)
+     and not compacted_for_wrap then
+    compacted_for_wrap = true
     compact()   -- frees the places of dead and finished ones
   end
   if permanent_count < PERMANENT_CAPACITY and top < SLOT_CAPACITY then
@@ -290,571 +362,8 @@ local function sb_wrap(f)
   end
   return function(...)
     if in_slots[co] == nil then push(co) end
-    return wrapped(...)
+    return wrap_finish(co, co_resume(co, ...))
   end
-end
-
-------------------------------------------------------------------------------------------------
--- string: C functions that the hook cannot interrupt stay bounded
-------------------------------------------------------------------------------------------------
-local function sb_rep(s, n, sep)
-  local len = s_len(s) + (sep ~= nil and s_len(sep) or 0)
-  if len == 0 then
-    s_format("%d", n)  -- validates n like string.rep; the C loop would spin n times for nothing
-    return ""
-  end
-  return s_rep(s, n, sep)
-end
-
-local shape_cache, shape_cache_size = {}, 0
-local class_cache, class_cache_size = {}, 0
-local SPECIALS = "[%^%$%*%+%?%.%(%)%[%]%%%-]"
-local s_char = string.char
-
--- The set of bytes a single-character class matches (cls: "a", "%d", "[%w_]", "."), as a table.
-local function class_members(cls)
-  local members = class_cache[cls]
-  if members then return members end
-  local probe = "^" .. (cls == "$" and "%$" or cls)
-  members = {}
-  for byte = 0, 255 do
-    if s_find(s_char(byte), probe) then members[byte] = true end
-  end
-  if class_cache_size >= 256 then class_cache, class_cache_size = {}, 0 end
-  class_cache[cls] = members
-  class_cache_size = class_cache_size + 1
-  return members
-end
-
-local function disjoint(a, b)
-  local in_a = class_members(a)
-  for byte in next, class_members(b) do
-    if in_a[byte] then return false end
-  end
-  return true
-end
-
--- Split a pattern into items: {cls = class text or nil, quant = "*"|"+"|"-"|"?"|nil, kind}.
-local function pattern_items(p)
-  local items, i, m = {}, 1, #p
-  if s_byte(p, 1) == 94 then i = 2 end              -- leading ^ anchors
-  while i <= m do
-    local c = s_byte(p, i)
-    local item
-    if c == 40 or c == 41 then                      -- ( ) captures: consume nothing
-      item = {kind = "capture", open = c == 40}
-      i = i + 1
-    elseif c == 36 and i == m then                  -- $ at the end anchors
-      item = {kind = "end"}
-      i = i + 1
-    elseif c == 37 and s_byte(p, i + 1) == 98 then  -- %bxy
-      local first = s_sub(p, i + 2, i + 2)
-      if s_find(first, "^%W") then first = "%" .. first end
-      item = {kind = "balance", first = first}
-      i = i + 4
-    elseif c == 37 and s_byte(p, i + 1) == 102 then -- %f[set]: zero width
-      local j = i + 3
-      if s_byte(p, j) == 94 then j = j + 1 end
-      if s_byte(p, j) == 93 then j = j + 1 end
-      while j <= m and s_byte(p, j) ~= 93 do j = j + (s_byte(p, j) == 37 and 2 or 1) end
-      item = {kind = "frontier"}
-      i = j + 1
-    elseif c == 37 and (s_byte(p, i + 1) or 0) >= 48 and (s_byte(p, i + 1) or 0) <= 57 then
-      item = {kind = "backref"}
-      i = i + 2
-    else
-      local j = i
-      if c == 37 then j = i + 1
-      elseif c == 91 then                           -- [set]
-        j = i + 1
-        if s_byte(p, j) == 94 then j = j + 1 end
-        if s_byte(p, j) == 93 then j = j + 1 end
-        while j <= m and s_byte(p, j) ~= 93 do j = j + (s_byte(p, j) == 37 and 2 or 1) end
-      end
-      item = {kind = "single", cls = s_sub(p, i, j)}
-      i = j + 1
-      local q = s_byte(p, i)
-      if q == 42 or q == 43 or q == 45 or q == 63 then
-        item.quant = s_char(q)
-        i = i + 1
-      end
-    end
-    items[#items + 1] = item
-  end
-  return items
-end
-
--- Does the rest of the pattern after items[k] fail at once wherever the class of items[k]
--- matches? Then a quantifier on items[k] never backtracks into the rest: its cost adds.
-local function deterministic(items, k)
-  local cls = items[k].cls
-  for j = k + 1, #items do
-    local item = items[j]
-    if item.kind == "capture" then           -- transparent
-    elseif item.kind == "end" then return true
-    elseif item.kind == "balance" then return disjoint(cls, item.first)
-    elseif item.kind == "single" and (item.quant == nil or item.quant == "+") then
-      return disjoint(cls, item.cls)
-    else return false end
-  end
-  return true                                 -- nothing follows: the longest run just matches
-end
-
--- Windowing: a byte that no item of the pattern can consume (a separator) is never inside a
--- match, and the matcher cannot tell it from the end of the subject unless the pattern uses `$`,
--- `%f` or `%b`, or can match the empty string (gmatch and gsub would also match between bytes).
--- Such patterns can run over pieces of the subject that end at separators, one C call a piece.
-local function escaped_set(bytes)
-  local parts = {}
-  for i = 1, #bytes do
-    local ch = s_char(bytes[i])
-    parts[i] = s_find(ch, "^%w") and ch or "%" .. ch
-  end
-  return t_concat(parts)
-end
-
-local function window_facts(shape, items)
-  local usable, min_length, captures, positions = {}, 0, 0, false
-  for k = 1, #items do
-    local item = items[k]
-    local kind = item.kind
-    if kind == "end" or kind == "frontier" or kind == "balance" then return end
-    if kind == "capture" then
-      local next_item = items[k + 1]
-      if item.open then
-        captures = captures + 1
-        if next_item and next_item.kind == "capture" and not next_item.open then positions = true end
-      end
-    elseif kind == "single" then
-      for byte in next, class_members(item.cls) do usable[byte] = true end
-      if item.quant == nil or item.quant == "+" then min_length = min_length + 1 end
-    end
-  end
-  if min_length == 0 then return end
-  local inside, outside = {}, {}
-  for byte = 0, 255 do
-    if usable[byte] then inside[#inside + 1] = byte else outside[#outside + 1] = byte end
-  end
-  if #outside == 0 then return end
-  shape.separator = #outside <= #inside and "[" .. escaped_set(outside) .. "]"
-    or "[^" .. escaped_set(inside) .. "]"
-  shape.captures, shape.positions = captures, positions
-end
-
--- Upper bound of the matcher's work from one start position: coeff * n^degree for a subject
--- of length n. A quantifier multiplies the work of the rest by n+1 unless it is deterministic.
-local function pattern_shape(p)
-  local shape = shape_cache[p]
-  if shape then return shape end
-  local items = pattern_items(p)
-  local degree, coeff = 0, 1
-  for k = #items, 1, -1 do
-    local item = items[k]
-    local kind, quant = item.kind, item.quant
-    if kind == "balance" or kind == "backref"
-       or (kind == "single" and quant ~= nil and quant ~= "?" and deterministic(items, k)) then
-      if degree < 1 then degree = 1 end
-      coeff = coeff + 1
-    elseif kind == "single" and quant == "?" then
-      coeff = 2 * coeff + 1
-    elseif kind == "single" and quant ~= nil then
-      degree, coeff = degree + 1, 2 * coeff
-    else
-      coeff = coeff + 1
-    end
-  end
-  shape = {plain = s_find(p, SPECIALS) == nil, degree = degree, coeff = coeff,
-           anchored = s_byte(p, 1) == 94, m = #p + 1}
-  if not shape.anchored then window_facts(shape, items) end
-  if shape_cache_size >= 512 then shape_cache, shape_cache_size = {}, 0 end
-  shape_cache[p] = shape
-  shape_cache_size = shape_cache_size + 1
-  return shape
-end
-
-local function per_start_cost(n, shape)
-  return shape.coeff * n ^ shape.degree
-end
-
-local function too_complex(p, total, level)
-  error(s_format("pattern '%s' is too complex for this subject (about %.3g steps)",
-    #p > 40 and s_sub(p, 1, 40) .. "..." or p, total), level + 1)
-end
-
-local function start_index(init, len)
-  init = init or 1
-  if init < 0 then init = len + init + 1; if init < 1 then init = 1 end
-  elseif init == 0 then init = 1 end
-  return init
-end
-
-local function windowed_plain_find(s, p, init)
-  local m, len = #p, #s
-  if m == 0 then return s_find(s, p, init, true) end
-  local width = m_min(len + 1, (pattern_step_limit // m) + 1)
-  local i = start_index(init, len)
-  if i > len + 1 then return nil end
-  while i <= len - m + 1 do
-    local window = s_sub(s, i, i + width + m - 2)
-    local a, b = s_find(window, p, 1, true)
-    if a then return i + a - 1, i + b - 1 end
-    i = i + width
-  end
-  if m == 0 then return i, i - 1 end
-  return nil
-end
-
--- find/match over a long subject: one anchored C match per start position, so each C call
--- stays small and the hook can stop the loop between them.
-local function per_start(fn, s, p, init)
-  local anchored = "^" .. p
-  for i = start_index(init, #s), #s + 1 do
-    local r = t_pack(fn(s, anchored, i))
-    if r[1] ~= nil then return t_unpack(r, 1, r.n) end
-  end
-  return nil
-end
-
--- The longest piece a windowed match may use: two pieces' work stays within the step limit.
-local function window_size(shape)
-  return m_floor((pattern_step_limit / shape.coeff) ^ (1 / (shape.degree + 1)) / 2)
-end
-
-local MIN_WINDOW = 64
-
-local function guarded(s, p, plain)
-  if type(s) ~= "string" or type(p) ~= "string" then return false end
-  local n = #s + 1
-  if plain then return n * (#p + 1) > pattern_step_limit, "plain" end
-  local shape = pattern_shape(p)
-  if shape.plain then return n * shape.m > pattern_step_limit, "plain" end
-  local cost = per_start_cost(n, shape)
-  local total = shape.anchored and cost or cost * n
-  if total <= pattern_step_limit then return false end
-  if shape.separator and window_size(shape) >= MIN_WINDOW then return true, "window", shape end
-  if cost > pattern_step_limit or shape.anchored then too_complex(p, total, 3) end
-  return true, "per_start", shape
-end
-
--- The end of the piece starting at `first`: the whole rest when short, else the first separator
--- in the second half of a two-window span, or nil when there is none (then match per start).
-local function piece_end(s, first, len, shape, size)
-  if len - first + 1 <= 2 * size then return len end
-  local from = first + size - 1
-  local span = s_sub(s, from, from + size - 1)
-  local at = s_find(span, shape.separator)
-  if at == nil then return nil end
-  return from + at - 1
-end
-
--- Add `offset` to position captures (the only number values a match returns).
-local function shifted(offset, ...)
-  local n = select("#", ...)
-  local values = {...}
-  for i = 1, n do
-    if type(values[i]) == "number" then values[i] = values[i] + offset end
-  end
-  return t_unpack(values, 1, n)
-end
-
-local function windowed_search(fn, s, p, init, shape)
-  local len = #s
-  local first = start_index(init, len)
-  if first > len + 1 then return nil end
-  local size = window_size(shape)
-  while first <= len do
-    local last = piece_end(s, first, len, shape, size)
-    if last == nil then return per_start(fn, s, p, first) end
-    local r = t_pack(fn(s_sub(s, first, last), p))
-    if r[1] ~= nil then
-      local offset = first - 1
-      if fn == s_find then r[1], r[2] = r[1] + offset, r[2] + offset end
-      if shape.positions then
-        for i = (fn == s_find and 3 or 1), r.n do
-          if type(r[i]) == "number" then r[i] = r[i] + offset end
-        end
-      end
-      return t_unpack(r, 1, r.n)
-    end
-    first = last + 1
-  end
-  return nil
-end
-
-local function sb_find(s, p, init, plain)
-  local slow, how, shape = guarded(s, p, plain)
-  if not slow then return s_find(s, p, init, plain) end
-  if how == "plain" then return windowed_plain_find(s, p, init) end
-  if how == "window" then return windowed_search(s_find, s, p, init, shape) end
-  return per_start(s_find, s, p, init)
-end
-
-local function sb_match(s, p, init)
-  local slow, how, shape = guarded(s, p, false)
-  if not slow then return s_match(s, p, init) end
-  if how == "plain" then
-    local a, b = windowed_plain_find(s, p, init)
-    if a then return s_sub(s, a, b) end
-    return nil
-  end
-  if how == "window" then return windowed_search(s_match, s, p, init, shape) end
-  return per_start(s_match, s, p, init)
-end
-
--- gmatch one match at a time over the subject from `src`: one anchored C match per position.
-local function per_start_gmatch(s, p, src)
-  local anchored, len, lastmatch = "^" .. p, #s, nil
-  return function()
-    while src <= len + 1 do
-      local r = t_pack(s_find(s, anchored, src))
-      local e = r[1] ~= nil and r[2] + 1
-      if e and e ~= lastmatch then
-        local start = src
-        src, lastmatch = e, e
-        if r.n > 2 then return t_unpack(r, 3, r.n) end
-        return s_sub(s, start, e - 1)
-      end
-      src = src + 1
-    end
-    return nil
-  end
-end
-
--- gmatch over pieces: the C iterator of the current piece yields its matches.
-local function windowed_gmatch(s, p, init, shape)
-  local len, size = #s, window_size(shape)
-  local first = start_index(init, len)
-  if first > len + 1 then first = len + 1 end
-  local it, offset, fallback = nil, 0, nil
-  local function open()
-    if first > len then return false end
-    local last = piece_end(s, first, len, shape, size)
-    if last == nil then
-      fallback = per_start_gmatch(s, p, first)
-      return true
-    end
-    it, offset = s_gmatch(s_sub(s, first, last), p), first - 1
-    first = last + 1
-    return true
-  end
-  if shape.captures <= 1 and not shape.positions then
-    return function()
-      while true do
-        if fallback then return fallback() end
-        if it then
-          local value = it()
-          if value ~= nil then return value end
-          it = nil
-        end
-        if not open() then return nil end
-      end
-    end
-  end
-  local iterate
-  local function forward(value, ...)
-    if value == nil then
-      it = nil
-      return iterate()
-    end
-    if shape.positions then return shifted(offset, value, ...) end
-    return value, ...
-  end
-  iterate = function()
-    if fallback then return fallback() end
-    if it == nil and not open() then return nil end
-    if fallback then return fallback() end
-    return forward(it())
-  end
-  return iterate
-end
-
-local function sb_gmatch(s, p, init)
-  local slow, how, shape = guarded(s, p, false)
-  if not slow then return s_gmatch(s, p, init) end
-  if how == "window" then return windowed_gmatch(s, p, init, shape) end
-  return per_start_gmatch(s, p, start_index(init, #s))
-end
-
-local function replacement(repl, kind, whole, r)
-  if kind == "string" or kind == "number" then
-    return (s_gsub(tostring(repl), "%%(.)", function(d)
-      if d == "%" then return "%" end
-      local index = tonumber(d)
-      if not index then error("invalid use of '%' in replacement string", 0) end
-      if index == 0 then return whole end
-      local capture = r.n > 2 and r[2 + index] or (index == 1 and whole or nil)
-      if capture == nil then error("invalid capture index %" .. index, 0) end
-      return tostring(capture)
-    end))
-  end
-  local value
-  if kind == "table" then value = repl[r.n > 2 and r[3] or whole]
-  elseif r.n > 2 then value = repl(t_unpack(r, 3, r.n))
-  else value = repl(whole) end
-  if value == nil or value == false then return whole end
-  if type(value) ~= "string" and type(value) ~= "number" then
-    error("invalid replacement value (a " .. type(value) .. ")", 0)
-  end
-  return value
-end
-
-local REPL_KINDS = {string = true, number = true, table = true, ["function"] = true}
-
--- gsub one position at a time from `src`, after `out` and `count` from earlier pieces.
-local function per_start_gsub(s, p, repl, kind, max_n, src, out, count)
-  local anchored, len = "^" .. p, #s
-  local k, copied, lastmatch = #out, src, nil
-  while max_n == nil or count < max_n do
-    local r = t_pack(s_find(s, anchored, src))
-    local e = r[1] ~= nil and r[2] + 1
-    if e and e ~= lastmatch then
-      count = count + 1
-      out[k + 1] = s_sub(s, copied, src - 1)
-      out[k + 2] = replacement(repl, kind, s_sub(s, src, e - 1), r)
-      k = k + 2
-      src, copied, lastmatch = e, e, e
-    elseif src <= len then
-      src = src + 1
-    else
-      break
-    end
-  end
-  out[k + 1] = s_sub(s, copied)
-  return t_concat(out), count
-end
-
--- gsub over pieces ending at separators: one C gsub per piece.
-local function windowed_gsub(s, p, repl, kind, max_n, shape)
-  local len, size = #s, window_size(shape)
-  local out, first, count = {}, 1, 0
-  while first <= len do
-    if max_n ~= nil and count >= max_n then break end
-    local last = piece_end(s, first, len, shape, size)
-    if last == nil then return per_start_gsub(s, p, repl, kind, max_n, first, out, count) end
-    local piece, replaced = s_gsub(s_sub(s, first, last), p, repl,
-      max_n ~= nil and max_n - count or nil)
-    out[#out + 1] = piece
-    count = count + replaced
-    first = last + 1
-  end
-  out[#out + 1] = s_sub(s, first)
-  return t_concat(out), count
-end
-
-local function sb_gsub(s, p, repl, max_n)
-  local slow, how, shape = guarded(s, p, false)
-  if not slow then return s_gsub(s, p, repl, max_n) end
-  local kind = type(repl)
-  if not REPL_KINDS[kind] then
-    error("bad argument #3 to 'gsub' (string/function/table expected, got " .. kind .. ")", 2)
-  end
-  if how == "window" and not shape.positions then
-    return windowed_gsub(s, p, repl, kind, max_n, shape)
-  end
-  return per_start_gsub(s, p, repl, kind, max_n, 1, {}, 0)
-end
-
-------------------------------------------------------------------------------------------------
--- table: a lying __len or a C __index must not drive a C loop for 2^62 rounds
-------------------------------------------------------------------------------------------------
-local MOVE_CHUNK = 4096
-
-local function has_meta(t)
-  return type(t) == "table" and d_getmetatable(t) ~= nil
-end
-
--- copy t[i..j] through normal indexing (metamethods run as Lua, where the hook reaches them)
-local function plain_range(t, i, j)
-  local copy, k = {}, 0
-  for index = i, j do
-    k = k + 1
-    copy[k] = t[index]
-  end
-  return copy, k
-end
-
-local function sb_move(a1, f, e, t, a2)
-  if a2 == nil then a2 = a1 end
-  if type(f) ~= "number" or type(e) ~= "number" or type(t) ~= "number" or e < f
-     or e - f < MOVE_CHUNK then
-    return t_move(a1, f, e, t, a2)
-  end
-  if t > f and t <= e and rawequal(a1, a2) then     -- overlapping forward move: back to front
-    local hi = e
-    while hi >= f do
-      local lo = hi - MOVE_CHUNK + 1
-      if lo < f then lo = f end
-      t_move(a1, lo, hi, t + (lo - f), a2)
-      hi = lo - 1
-    end
-  else
-    local lo = f
-    while lo <= e do
-      local hi = lo + MOVE_CHUNK - 1
-      if hi > e then hi = e end
-      t_move(a1, lo, hi, t + (lo - f), a2)
-      lo = hi + 1
-    end
-  end
-  return a2
-end
-
-local function sb_insert(t, ...)
-  if not has_meta(t) then return t_insert(t, ...) end
-  local nargs = select("#", ...)
-  local size = #t
-  if nargs == 1 then
-    t[size + 1] = ...
-    return
-  elseif nargs ~= 2 then
-    error("wrong number of arguments to 'insert'", 2)
-  end
-  local pos, value = ...
-  if m_type(pos) ~= "integer" then error("bad argument #2 to 'insert' (number expected)", 2) end
-  if pos < 1 or pos > size + 1 then error("bad argument #2 to 'insert' (position out of bounds)", 2) end
-  for i = size + 1, pos + 1, -1 do t[i] = t[i - 1] end
-  t[pos] = value
-end
-
-local function sb_remove(t, pos)
-  if not has_meta(t) then
-    if pos == nil then return t_remove(t) end
-    return t_remove(t, pos)
-  end
-  local size = #t
-  if pos == nil then pos = size end
-  if m_type(pos) ~= "integer" then error("bad argument #2 to 'remove' (number expected)", 2) end
-  if size + 1 == pos then local v = t[pos]; t[pos] = nil; return v end
-  if size ~= 0 and (pos < 1 or pos > size + 1) then
-    error("bad argument #2 to 'remove' (position out of bounds)", 2)
-  end
-  local value = t[pos]
-  for i = pos, size - 1 do t[i] = t[i + 1] end
-  if pos <= size then t[size] = nil end
-  return value
-end
-
-local function sb_sort(t, cmp)
-  if not has_meta(t) then return t_sort(t, cmp) end
-  local copy, n = plain_range(t, 1, #t)
-  t_sort(copy, cmp)
-  for i = 1, n do t[i] = copy[i] end
-end
-
-local function sb_concat(t, sep, i, j)
-  if not has_meta(t) then return t_concat(t, sep, i, j) end
-  i = i or 1
-  if j == nil then j = #t end
-  return t_concat((plain_range(t, i, j)), sep)
-end
-
-local function sb_unpack(t, i, j)
-  if not has_meta(t) then return t_unpack(t, i, j) end
-  i = i or 1
-  if j == nil then j = #t end
-  if j - i >= 1000000 then error("too many results to unpack", 2) end
-  local copy, n = plain_range(t, i, j)
-  return t_unpack(copy, 1, n)
 end
 
 ------------------------------------------------------------------------------------------------
@@ -877,17 +386,43 @@ if trusted then
   make_env = function() return _G end
 else
   local sb_string = copy_library(string, {dump = true})
-  sb_string.rep, sb_string.find, sb_string.match = sb_rep, sb_find, sb_match
-  sb_string.gmatch, sb_string.gsub = sb_gmatch, sb_gsub
-
   local sb_table = copy_library(table)
-  sb_table.move, sb_table.insert, sb_table.remove = sb_move, sb_insert, sb_remove
-  sb_table.sort, sb_table.concat, sb_table.unpack = sb_sort, sb_concat, sb_unpack
-
   local sb_coroutine = copy_library(coroutine)
   sb_coroutine.create, sb_coroutine.resume = sb_create, sb_resume
   sb_coroutine.wrap, sb_coroutine.close = sb_wrap, sb_close
+
+  -- C functions that could run long inside one instruction get the modules' replacements:
+  -- the C function where its cost is provably small, an interruptible Lua port otherwise
+  local libraries = {string = sb_string, table = sb_table}
+  local module_kit = {
+    base = {type = type, error = error, select = select, next = next, rawget = rawget,
+            rawset = rawset, rawequal = rawequal, rawlen = rawlen, tostring = tostring,
+            tonumber = tonumber, setmetatable = setmetatable, getmetatable = getmetatable,
+            pcall = pcall, ipairs = ipairs, pairs = pairs, assert = assert},
+    string = copy_library(string), table = copy_library(table), math = copy_library(math),
+    utf8 = copy_library(utf8), coroutine = copy_library(coroutine),
+    debug = {getinfo = d_getinfo, getmetatable = d_getmetatable, getupvalue = d_getupvalue},
+    c_call_ns = c_call_ns,
+  }
+  local shared = {}   -- every module's entries, for the modules after it
+  for i = 1, #module_chunks do
+    for name, value in next, load(module_chunks[i], "=module", "b", {})(module_kit, argcheck,
+                                                                        shared) do
+      shared[name] = value
+      local library, field = s_match(name, "^(%a+)%.(%a+)$")
+      if library then
+        argcheck.name(value, name)
+        libraries[library][field] = value
+      end
+    end
+  end
   local sb_math, sb_utf8 = copy_library(math), copy_library(utf8)
+  for fn, name in next, {[sb_pcall] = "pcall", [sb_xpcall] = "xpcall", [sb_print] = "print",
+                         [sb_load] = "load", [sb_collectgarbage] = "collectgarbage",
+                         [sb_create] = "coroutine.create", [sb_resume] = "coroutine.resume",
+                         [sb_wrap] = "coroutine.wrap", [sb_close] = "coroutine.close"} do
+    argcheck.name(fn, name)
+  end
 
   -- A fresh global table for script code. The library tables are shared by the environments
   -- of one context (they belong to the same script).

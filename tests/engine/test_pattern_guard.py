@@ -1,9 +1,8 @@
-"""The pattern guard changes how long-subject matches run, never what they return.
+"""The pattern guard changes how matches run, never what they return.
 
-Engines with tiny pattern step allowances (8,000 and 200,000 steps) send matches on subjects
-longer than a few dozen bytes through the guarded paths: one anchored C match per start position,
-or one C call per piece of the subject ending at a separator. Their results must equal plain
-Lua's.
+An engine whose C calls may take no time at all (``c_call_share`` of 1e-12) sends every match to
+patterns.lua's Lua matcher; the default engine keeps cheap ones on the C matcher. Both must give
+plain Lua's results, in a whole sandbox (tests/engine/test_patterns*.py test the module alone).
 """
 
 from __future__ import annotations
@@ -27,11 +26,11 @@ SUBJECTS = st.builds(
 )
 
 
-@pytest.fixture(scope="module", params=[4, 100], ids=["per-start", "windowed"])
+@pytest.fixture(scope="module", params=[1e-12, 0.5], ids=["lua-matcher", "default"])
 def guarded(request: pytest.FixtureRequest) -> Iterator[ScriptContext]:
     engine = ScriptEngine(
         ScriptResourceLimits(max_memory_mb=32, max_execution_time_ms=2000),
-        pattern_steps_per_ms=request.param,
+        c_call_share=request.param,
     )
     context = engine.create_context("guarded")
     yield context
