@@ -17,7 +17,8 @@ from engine_scripting import (
 
 
 def test_contexts_do_not_share_globals_string_metatable_or_memory(engine: ScriptEngine) -> None:
-    first, second = engine.create_context("a"), engine.create_context("b")
+    roomy = ScriptResourceLimits(max_memory_mb=32, max_execution_time_ms=2000)  # real work
+    first, second = engine.create_context("a", roomy), engine.create_context("b", roomy)
     first.execute("shared = 1 string.evil = true getmetatable('').__index.upper = nil "
                   "big = string.rep('x', 4e6)")
     assert second.execute("return shared, string.evil, ('a'):upper()") == (None, None, "A")
