@@ -15,7 +15,7 @@ from typing import Any
 import lupa.lua54 as lua54
 import structlog
 
-from engine_scripting.convert import PlainData, to_lua, to_python
+from engine_scripting.convert import PlainData, ResultTooLarge, to_lua, to_python
 from engine_scripting.errors import (
     CallAbandoned,
     PermissionDenied,
@@ -33,6 +33,8 @@ from engine_scripting.watchdog import CallWatch, Watchdog
 _log = structlog.get_logger(__name__)
 
 _LINE = re.compile(r"^[^\n]*?:(\d+): ")
+# The host memory a call's converted results may take, in multiples of the memory limit.
+RESULT_CAP_FACTOR = 4
 _MEMORY_MESSAGE = b"not enough memory"
 _BINARY_CHUNK = b"\x1b"
 
@@ -123,6 +125,7 @@ class ScriptContext:
         self._apply: Any = control[b"apply"]
         self._stage: Any = control[b"stage"]
         self._collect: Any = control[b"collect"]
+        self._identity: Any = control[b"identity"]
         self._chunk_name = b"=" + name.encode("utf-8", "replace")
         self._watchdog = watchdog
         self._native = native
@@ -134,6 +137,9 @@ class ScriptContext:
         # where Lua has no protected call to catch a memory error, and such an error aborts
         # the whole process ("PANIC: unprotected error in call to Lua API").
         self._memory_limit = limits.max_memory_bytes if limits is not None else None
+        # a result may hold one string many times; Python gets a copy of each
+        self._result_cap = (RESULT_CAP_FACTOR * limits.max_memory_bytes
+                            if limits is not None else None)
         if self._memory_limit is not None:
             runtime.set_max_memory(0)
         if native is not None and limits is not None:
@@ -203,8 +209,8 @@ class ScriptContext:
         arguments that are not plain data, and the errors ``execute`` raises.
         """
         self._check_open()
-        converted = [to_lua(self._runtime, arg) for arg in args]
-        return self._values(self._run(self._call, (function.encode("utf-8"), *converted), False))
+        return self._values(
+            self._run(self._call, (function.encode("utf-8"), *args), False, convert=True))
 
     def stage(self, source: str | bytes, chunk_name: str | None = None) -> None:
         """Run a new version of the script's code in a fresh global environment.
@@ -236,34 +242,43 @@ class ScriptContext:
                 f"installing {chunk_name} failed: {error}", script=self.name
             ) from error
 
-    def invoke(self, function: Any, *args: object, plain_args: bool = False) -> tuple[Any, ...]:
+    def invoke(self, function: Any, *args: object, plain_args: bool = False,
+               data_args: bool = False, host_memory: bool = False) -> tuple[Any, ...]:
         """Call a trusted function returned by ``install`` under this context's limits.
 
         ``plain_args`` True: the caller guarantees that every argument is None, a bool, an int,
         a float or a Lua value of this context (as ``lua_value`` returns), which saves checking
-        them on every call. Returns the raw results. Raises the errors ``call`` raises.
+        them on every call. ``data_args`` True: the arguments are plain Python data, converted
+        inside the watched call (so that what the conversion allocates is watched too).
+        ``host_memory`` True: what the function allocates is the host's (installing bindings),
+        so the memory limit is not in force; the time limit is.
+        Returns the raw results. Raises the errors ``call`` raises.
         """
         self._check_open()
-        if not plain_args:
+        if not plain_args and not data_args:
             plain_args = _PUSH_FREE.issuperset(map(type, args))
-        result = self._run(self._invoke, (function, *args), plain_args)
+        result = self._run(self._invoke, (function, *args), plain_args, convert=data_args,
+                           limited=not host_memory)
         if result[0] is not True:
             self._values(result)
         return result[1:]
 
     def lua_value(self, value: object) -> Any:
-        """Plain Python data as a fresh Lua value of this context (tables are copies).
+        """Plain Python data as a fresh Lua value of this context (tables are copies), made
+        inside a watched call (see ``invoke``'s ``data_args``).
 
         Raises ScriptArgumentError for anything that is not plain data.
         """
-        self._check_open()
-        return to_lua(self._runtime, value)
+        return self.invoke(self._identity, value, data_args=True, host_memory=True)[0]
 
     def collect_garbage(self) -> None:
-        """Run a full garbage collection of the state now (the host's choice, no limits apply:
-        it runs no script code, as finalizers are off)."""
+        """Run a full garbage collection of the state now, as a call under the context's limits:
+        no script code runs (finalizers are off), but a script can make a collection slow
+        (weak tables), so it is watched like a call and abandoned past twice the budget."""
         self._check_open()
-        self._collect()
+        result = self._run(self._invoke, (self._collect,), True)
+        if result[0] is not True:
+            self._values(result)
 
     def close(self) -> None:
         """Free the Lua state. No script finalizer runs: ``__gc`` has no effect in the sandbox.
@@ -275,7 +290,7 @@ class ScriptContext:
             self._restore_finalizers()
         self._execute = self._call = None
         self._after_stop = self._outcome = None
-        self._install = self._invoke = self._stage = self._collect = None
+        self._install = self._invoke = self._stage = self._collect = self._identity = None
         self._runtime = None
 
     def _source_bytes(self, source: str | bytes) -> bytes:
@@ -298,8 +313,8 @@ class ScriptContext:
                 limit_type="time", script=self.name,
             )
 
-    def _run(self, function: Any, args: tuple[object, ...],
-             push_free: bool) -> tuple[object, ...]:
+    def _run(self, function: Any, args: tuple[object, ...], push_free: bool,
+             convert: bool = False, limited: bool = True) -> tuple[object, ...]:
         """One protected call into Lua under the limits; returns xpcall's results.
 
         It runs on the engine's worker thread (see runner.py): a call stuck inside a C function
@@ -309,9 +324,9 @@ class ScriptContext:
         """
         runner = self._runner
         if runner is None or runner.current() is not None:
-            return self._run_here(function, args, push_free)
+            return self._run_here(function, args, push_free, convert, limited)
         return runner.run(  # type: ignore[no-any-return]
-            lambda: self._run_here(function, args, push_free), self._abandoned
+            lambda: self._run_here(function, args, push_free, convert, limited), self._abandoned
         )
 
     def _abandoned(self, worker: Worker) -> tuple[object, ...]:
@@ -326,8 +341,8 @@ class ScriptContext:
             limit_type="time", script=self.name,
         )
 
-    def _run_here(self, function: Any, args: tuple[object, ...],
-                  push_free: bool) -> tuple[object, ...]:
+    def _run_here(self, function: Any, args: tuple[object, ...], push_free: bool,
+                  convert: bool = False, limited: bool = True) -> tuple[object, ...]:
         if self._busy:
             raise ScriptError("the context is already running a call", script=self.name)
         self._busy = True
@@ -340,24 +355,29 @@ class ScriptContext:
         out_of_memory = False
         result: object = None
         stopped = False
-        limit = self._memory_limit
+        limit = self._memory_limit if limited else None
         runtime = self._runtime
         try:
-            if limit is not None:
-                if not push_free:
-                    # strings and other values that allocate when pushed travel in one table,
-                    # made while no limit is in force
-                    packed = runtime.table_from(list(args))
-                    function, args = self._apply, (function, packed, len(args))
-                runtime.set_max_memory(limit)
             watchdog = self._watchdog
             worker = self._runner.current() if self._runner is not None else None
             if worker is not None:
                 worker.open_calls.append(self)
+            # watched from before anything allocates in the state: an allocation may run a
+            # step of the collector, which a script can make last seconds (weak tables)
             if watch is not None and watchdog is not None:
                 watch.worker = worker
                 watchdog.begin(watch)
             try:
+                if convert:
+                    args = tuple(to_lua(runtime, arg) for arg in args)
+                    push_free = _PUSH_FREE.issuperset(map(type, args))
+                if limit is not None:
+                    if not push_free:
+                        # strings and other values that allocate when pushed travel in one
+                        # table, made while no limit is in force
+                        packed = runtime.table_from(list(args))
+                        function, args = self._apply, (function, packed, len(args))
+                    runtime.set_max_memory(limit)
                 result = function(*args)
             except lua54.LuaError as error:
                 failure, out_of_memory = str(error), isinstance(error, lua54.LuaMemoryError)
@@ -419,11 +439,19 @@ class ScriptContext:
         if status is False:
             raise self._error(result[1] if len(result) > 1 else None)
         values = result[1:]
-        if values and values[0] == self._exported:
-            table: Any = values[1]
-            converted = [to_python(table[index]) for index in range(1, int(table[b"n"]) + 1)]
-        else:
-            converted = [to_python(value) for value in values]
+        cap = self._result_cap
+        try:
+            if values and values[0] == self._exported:
+                table: Any = values[1]
+                converted = [to_python(table[index], cap)
+                             for index in range(1, int(table[b"n"]) + 1)]
+            else:
+                converted = [to_python(value, cap) for value in values]
+        except ResultTooLarge:
+            raise ResourceLimitExceeded(
+                f"{self.name}: the result would take more than {cap} bytes in the host",
+                limit_type="memory", script=self.name,
+            ) from None
         if not converted:
             return None
         if len(converted) == 1:

@@ -27,6 +27,16 @@ class ScriptArgumentError(ScriptError):
 _NUMBERS = frozenset({int, float, bool})
 
 
+def _lua_value_types() -> frozenset[type]:
+    """lupa's types for Lua tables and functions (values that already live in a state)."""
+    runtime = lua54.LuaRuntime()
+    table, function = runtime.eval("{}, function() end")
+    return frozenset({type(table), type(function)})
+
+
+_LUA_VALUES = _lua_value_types()
+
+
 def to_lua(runtime: Any, value: object, depth: int = 0, seen: set[int] | None = None) -> object:
     """Convert plain Python data into values lupa passes to Lua without wrapping objects.
 
@@ -34,8 +44,8 @@ def to_lua(runtime: Any, value: object, depth: int = 0, seen: set[int] | None = 
     deeper than MAX_DEPTH.
     """
     kind = type(value)
-    if value is None or kind is float or kind is bool or kind is bytes:
-        return value
+    if value is None or kind is float or kind is bool or kind is bytes or kind in _LUA_VALUES:
+        return value  # a Lua value must be of ``runtime``'s state (lupa refuses others)
     if kind is str:
         return value.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
     if kind is int:
@@ -83,19 +93,45 @@ def _key_to_lua(key: object) -> object:
     raise ScriptArgumentError(f"cannot use {key!r} as a table key")
 
 
-def to_python(value: object) -> PlainData:
+class ResultTooLarge(ScriptError):
+    """A script's result would take more host memory than its cap (see ``to_python``)."""
+
+
+_ITEM_BYTES = 16   # what one table entry counts against the cap, beside its strings
+
+
+def to_python(value: object, max_bytes: int | None = None) -> PlainData:
     """Convert a value returned by sandbox.lua's ``export`` into plain Python data.
 
-    Tables whose keys are exactly 1..n become lists; other tables become dicts.
+    Tables whose keys are exactly 1..n become lists; other tables become dicts. ``max_bytes``
+    caps what the copies may take (strings by their length, table entries at 16 bytes): a Lua
+    table may hold one long string many times, which Python gets as separate copies. Raises
+    ResultTooLarge past it.
     """
+    budget = [max_bytes if max_bytes is not None else -1]
+    return _to_python(value, budget)
+
+
+def _spend(budget: list[int], amount: int) -> None:
+    if budget[0] >= 0:
+        budget[0] -= amount
+        if budget[0] < 0:
+            raise ResultTooLarge("the result is too large for the host")
+
+
+def _to_python(value: object, budget: list[int]) -> PlainData:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, bytes):
+        _spend(budget, len(value))
         return value.decode("utf-8", "replace")
     if lua54.lua_type(value) != "table":
         return f"<{lua54.lua_type(value)}>"
     table: Any = value
-    items = [(to_python(key), to_python(item)) for key, item in table.items()]
+    items = []
+    for key, item in table.items():
+        _spend(budget, _ITEM_BYTES)
+        items.append((_to_python(key, budget), _to_python(item, budget)))
     if items and all(type(key) is int for key, _ in items):
         by_index = sorted(items, key=lambda pair: int(pair[0]))  # type: ignore[arg-type]
         if by_index[0][0] == 1 and by_index[-1][0] == len(items):

@@ -101,6 +101,7 @@ class ScriptEngine:
             setup = loader(self._setup_chunk, b"=sandbox", b"b")
             control = setup(hooks.print_sink, hooks.report_violation, depth, c_call_ns,
                             PRINT_LINE_LIMIT, self.trusted, MAX_SOURCE_BYTES, *self._module_chunks)
+            collect = control[b"collect"]  # no script object exists yet: cheap, and unwatched
             del setup, loader
         except lua54.LuaMemoryError as error:
             raise ResourceLimitExceeded(
@@ -109,7 +110,7 @@ class ScriptEngine:
             ) from error
         context = ScriptContext(name, runtime, control, hooks, effective, self._watchdog,
                                 self._native, self._runner)
-        context.collect_garbage()  # the set-up chunk is garbage now: a context starts small
+        collect()  # the set-up chunk is garbage now: a context starts small
         return context
 
     @property

@@ -170,7 +170,12 @@ class ScriptSystem(esper.Processor):
         started = time.perf_counter() if self.profiling else 0.0
         name, api = record.name, record.api
         if self._attached.get(name) is not record:
-            self._attach(record)
+            try:
+                self._attach(record)
+            except ScriptError as error:  # e.g. the script's top-level code filled its time
+                self._report(record, [error])
+                self.manager.record_tick(record, [error], 0)
+                return
         bindings = self._bindings[name]
         bindings.spawned_this_tick = 0
         known = self._instances[name]
@@ -191,13 +196,10 @@ class ScriptSystem(esper.Processor):
         if added or removed:
             order = sorted((known | set(added)) - set(removed))
             bindings.batch.start_batch(order)
-        events = targets = None
-        if deliveries:
-            events, targets = (context.lua_value(part) for part in deliveries)
+        events, targets = deliveries if deliveries else (None, None)
+        # plain data: the context converts it inside the watched call (see ScriptContext.invoke)
         complete &= self._call(
-            record, api.tick, errors, dt, self.tick,
-            context.lua_value(added) if added else None,
-            context.lua_value(removed) if removed else None,
+            record, api.tick, errors, dt, self.tick, added or None, removed or None,
             events, targets,
         )
         if self._attached.get(name) is not record:
@@ -209,9 +211,14 @@ class ScriptSystem(esper.Processor):
             self._synced[name] = source
         else:
             self._synced.pop(name, None)
-            if not context.closed:
-                listed: Any = api.instance_list()
-                self._instances[name] = {int(listed[i]) for i in range(1, len(listed) + 1)}
+            if not context.closed and not context.dead:
+                try:
+                    listed: Any = context.invoke(api.instance_list, host_memory=True)[0]
+                except ScriptError as error:  # e.g. stopped again: resynchronise next tick
+                    errors.append(error.with_context(script=name))
+                    listed = None
+                if listed is not None:
+                    self._instances[name] = {int(listed[i]) for i in range(1, len(listed) + 1)}
                 self._order[name] = sorted(self._instances[name])
         errors.extend(self._host_errors.pop(name, ()))
         if self.profiling:
@@ -223,20 +230,45 @@ class ScriptSystem(esper.Processor):
               *args: object) -> bool:
         """One batch call into the script's context; False when it stopped part-way.
 
-        ``args`` are numbers, None and Lua tables made by ``lua_value`` only."""
+        ``args`` are plain data (the context converts them inside the watched call). The
+        batch's buffered component writes are written back after it, also after a stop."""
+        context = record.context
         try:
-            result = record.context.invoke(function, *args, plain_args=True)
+            result = context.invoke(function, *args, data_args=True)
         except ScriptError as error:
-            entity = record.api.last_entity() if not record.context.closed else None
+            entity = record.api.last_entity() if not (context.closed or context.dead) else None
             errors.append(error.with_context(script=record.name, entity=entity))
-            self._flush(record, errors)
+            self._write_back(record, (), errors)
             return False
         # not in a `finally`: an abandoned call unwinds its worker past this (runner.py)
-        self._flush(record, errors)
-        failures = result[0] if result else None
-        if failures is not None:
-            errors.extend(self._instance_errors(record.name, failures))
+        self._write_back(record, result[1:], errors)
+        if result and result[0] is not None:
+            errors.extend(self._instance_errors(record.name, result[0]))
         return True
+
+    def _write_back(self, record: ManagedScript, chunk: tuple[Any, ...],
+                    errors: list[ScriptError]) -> None:
+        """Apply the batch's buffered component writes to the world: ``chunk`` is the first
+        (world.lua's ``pending_writes``: more, index, fields, count, first, values...), or
+        empty; further chunks are taken with watched calls."""
+        bindings = self._bindings[record.name]
+        context = record.context
+        try:
+            if not chunk:
+                if context.closed or context.dead:
+                    return
+                chunk = context.invoke(record.api.pending_writes, host_memory=True)
+            while chunk:
+                bindings.batch.write_back(int(chunk[1]), int(chunk[2]), int(chunk[3]),
+                                          int(chunk[4]), chunk[5:])
+                chunk = (context.invoke(record.api.pending_writes, host_memory=True)
+                         if chunk[0] else ())
+        except (ScriptError, lua54.LuaError) as error:
+            bindings.batch.forget_mirrors()
+            errors.append(ScriptRuntimeError(
+                f"{record.name}: writing back component changes failed: {error}",
+                script=record.name,
+            ))
 
     def _abandoned(self, record: ManagedScript, worker: Worker) -> None:
         """On the host's thread: the worker running ``record``'s tick was abandoned, stuck in a
@@ -250,25 +282,6 @@ class ScriptSystem(esper.Processor):
         self._report(record, [error])
         self.manager.record_tick(record, [error], 0)
         self._forget(record.name)
-
-    def _flush(self, record: ManagedScript, errors: list[ScriptError]) -> None:
-        """Write the batch's buffered component changes back to the world (also after a stop)."""
-        if record.context.closed:
-            return
-        bindings = self._bindings[record.name]
-        try:
-            while True:
-                chunk = record.api.pending_writes()
-                if chunk is None:
-                    return
-                bindings.batch.write_back(int(chunk[0]), int(chunk[1]), int(chunk[2]),
-                                          int(chunk[3]), chunk[4:])  # see pending_writes
-        except lua54.LuaError as error:
-            bindings.batch.forget_mirrors()
-            errors.append(ScriptRuntimeError(
-                f"{record.name}: writing back component changes failed: {error}",
-                script=record.name,
-            ))
 
     @staticmethod
     def _instance_errors(name: str, failures: Any) -> list[ScriptError]:
@@ -311,8 +324,9 @@ class ScriptSystem(esper.Processor):
 
     def _attach(self, record: ManagedScript) -> None:
         bindings = WorldBindings(self, record.name, self.schemas)
-        record.api.attach(record.context.lua_value(self._schema_spec),
-                          *map(record.context.gated, bindings.functions()))
+        context = record.context
+        context.invoke(record.api.attach, context.lua_value(self._schema_spec),
+                       *map(context.gated, bindings.functions()), host_memory=True)
         self._bindings[record.name] = bindings
         self._attached[record.name] = record
         self._instances[record.name] = set()

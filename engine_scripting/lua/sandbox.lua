@@ -153,13 +153,16 @@ local function push(co)
   slots[1] = n
 end
 
+local env      -- the script environment, filled in below
+local staged   -- the environment of the version `stage` runs (load's default meanwhile)
+
 local function begin_call()
   if top > 0 then compact(true) end
   if pins_dirty or old_dirty then
     old_pins, pins = pins, {}
     old_dirty, pins_dirty = pins_dirty, false
   end
-  last_deep, last_handled, compacted_for_wrap = false, false, false
+  last_deep, last_handled, compacted_for_wrap, staged = false, false, false, nil
 end
 
 ------------------------------------------------------------------------------------------------
@@ -228,7 +231,6 @@ local function sb_print(...)
 end
 
 local ESC = 27
-local env  -- the script environment, filled in below
 local function too_long()
   return s_format("chunk is larger than %d bytes (the sandbox's limit)", max_load_bytes)
 end
@@ -239,7 +241,7 @@ local function sb_load(...)
   local nargs = select("#", ...)
   local chunk, chunkname, mode, env_arg = ...
   mode = optstring(1, 3, mode, "bt")
-  if nargs < 4 then env_arg = env end
+  if nargs < 4 then env_arg = staged or env end
   local kind = type(chunk)
   if kind == "string" or kind == "number" then
     chunk = tostring(chunk)
@@ -522,8 +524,9 @@ end
 -- Run a new version of the script's code in a fresh environment; only when its top-level code
 -- succeeds does it replace the current one (a failed reload keeps the old version running).
 local function adopt(fn, fresh)
+  staged = fresh
   fn()
-  env = fresh
+  env, staged = fresh, nil
   return true
 end
 
@@ -626,6 +629,7 @@ return {
   after_stop = after_stop,
   outcome = outcome,
   collect = function() collectgarbage("collect") end,
+  identity = function(...) return ... end,
   slots = s_format("%p", slots),
   slot_capacity = SLOT_CAPACITY,
   main = s_format("%p", main),

@@ -315,22 +315,31 @@ local function changed_slots(entry)
   return slots
 end
 
+-- Make `flushing` the next cache entry with written slots, dropping the entries it passes;
+-- false when there is none left.
+local function advance()
+  local index, entry = next(cache, nil)
+  while index ~= nil do
+    local slots = nil
+    if entry then slots = changed_slots(entry) end
+    cache[index] = nil   -- taken (or nothing to write)
+    if slots ~= nil then
+      flushing = {index, entry, slots, 1}
+      return true
+    end
+    index, entry = next(cache, nil)
+  end
+  return false
+end
+
+-- The next chunk of the batch's buffered writes, as `more, index, fields, n, first, values...`
+-- (see BatchColumns.write_back); `more` says whether another chunk follows. Nothing when there
+-- is nothing (left) to write.
 local function pending_writes()
   while true do
-    if flushing == nil then
-      local index, entry, slots = next(cache, nil)
-      while index ~= nil do
-        if entry then
-          slots = changed_slots(entry)
-          if slots ~= nil then break end
-        end
-        index, entry = next(cache, index)
-      end
-      if index == nil then
-        reset_cache()
-        return
-      end
-      flushing = {index, entry, slots, 1}
+    if flushing == nil and not advance() then
+      reset_cache()
+      return
     end
     local index, entry, slots, from = flushing[1], flushing[2], flushing[3], flushing[4]
     local columns, fields = entry.columns, entry.fields
@@ -353,13 +362,12 @@ local function pending_writes()
         size = size + n
       end
     end
-    if last >= total then
-      cache[index] = nil   -- taken: the next call goes on with the other components
-      flushing = nil
-    else
-      flushing[4] = last + 1
+    if last >= total then flushing = nil else flushing[4] = last + 1 end
+    if n > 0 then
+      local more = flushing ~= nil or advance()
+      if not more then reset_cache() end
+      return more, index, fields, n, (slots and 0 or from), t_unpack(out, 1, size)
     end
-    if n > 0 then return index, fields, n, (slots and 0 or from), t_unpack(out, 1, size) end
   end
 end
 
@@ -684,8 +692,11 @@ local function tick(dt, tick_no, added, removed, events, targets)
     end
     current = nil
   end
-  return errors
+  -- the first chunk of writes goes back with the results: taken inside the watched call, as
+  -- nothing may allocate in this state between calls (a collector step there is unwatched)
+  return errors, pending_writes()
 end
+
 
 -- Call on_reload(self) on every instance after a new version of the code was adopted.
 local function reloaded(tick_no)
@@ -695,7 +706,7 @@ local function reloaded(tick_no)
     local entity = order[i]
     run("on_reload", entity, instances[entity])
   end
-  return errors
+  return errors, pending_writes()
 end
 
 -- bind(absent, written, gen, tables, owned, column 1, ..., column n) -> read, write: the fast

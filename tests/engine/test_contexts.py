@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import time
 
 import pytest
 
 from engine_scripting import (
+    ResourceLimitExceeded,
     ScriptCompileError,
     ScriptContext,
     ScriptEngine,
@@ -104,3 +106,23 @@ def test_invalid_limits_are_refused() -> None:
                 {"max_recursion_depth": 0}, {"max_memory_mb": float("inf")}):
         with pytest.raises(ValueError):
             ScriptResourceLimits(**bad)  # type: ignore[arg-type]
+
+
+def test_a_result_holding_one_string_many_times_is_capped(ctx: ScriptContext) -> None:
+    """Python gets a copy of every reference: 20,000 references to one 100 KB string would be
+    2 GB in the host from 100 KB of Lua memory. Results may take 4x the memory limit."""
+    ctx.execute("function many(n) local s = string.rep('x', 100000) local t = {} "
+                "for i = 1, n do t[i] = s end return t end")
+    assert len(ctx.call("many", 10)) == 10
+    started = time.perf_counter()
+    with pytest.raises(ResourceLimitExceeded) as caught:
+        ctx.call("many", 20000)
+    assert caught.value.limit_type == "memory"
+    assert time.perf_counter() - started < 2.0
+    assert ctx.call("many", 3)[2] == "x" * 100000   # the context stays usable
+
+
+def test_load_inside_a_reload_uses_the_new_version_s_globals(ctx: ScriptContext) -> None:
+    ctx.execute("function get() return y end")
+    ctx.stage("load('y = 5')() function get() return y end")
+    assert ctx.call("get") == 5
