@@ -5,7 +5,7 @@
 -- each pattern, the longest subject on which lstrlib.c's worst case stays below kit.c_call_ns.
 local kit = ...
 local B = kit.base
-local byte, char = kit.string.byte, kit.string.char
+local byte, char, sub, rep = kit.string.byte, kit.string.char, kit.string.sub, kit.string.rep
 local c_find = kit.string.find
 local floor = kit.math.floor
 
@@ -121,41 +121,95 @@ local function class_of(p, i, ep)
   return lit_tab(c)
 end
 
--- Worst-case model cost of one match() call from item 1, subject length n (floats: may be inf).
--- Unit: one byte compared or copied; entering an item (a match() call) costs CALLW units.
+-- Worst-case model costs of one match() call from item 1 (floats: may be inf). Unit: one byte
+-- compared or copied; entering an item (a match() call) costs CALLW units. Each suffix k of the
+-- pattern has two costs: F, of a call that fails, and T, of any call (T >= F). A loop that tries
+-- the suffix at several positions stops at its first success: all attempts but the last fail.
+-- A quantifier over a class other than '.' loops at most R + 1 times when no run of its class in
+-- the subject is longer than R (R = n: no knowledge). always[k]: the suffix never fails (F = 0).
+-- cheap[k]: a quantifier whose next mandatory item cannot match a byte of its own class, so
+-- every retry inside its run fails on that item at cost c0[k] (a backtrack cannot succeed there).
 local CALLW = 4.0
-local function item_cost(P, n)
-  local op, w, always = P.op, P.w, P.always
-  local C = CALLW + 0.0   -- floats throughout: integers would wrap around
+local function item_cost(P, n, R)
+  local op, w, always, cid, cheap, c0 = P.op, P.w, P.always, P.cid, P.cheap, P.c0
   n = n + 0.0
+  R = (R and R < n) and R + 0.0 or n
+  local F, T = 0.0, CALLW + 0.0
+  local capmax
   for k = P.K, 1, -1 do
     local o = op[k]
-    if o == END or o == DOLLAR then C = CALLW + 0.0
-    elseif o == SINGLE then C = C + w[k] + CALLW
-    elseif o == STAR or o == PLUS then
-      C = (n + 1) * w[k] + (always[k + 1] and C or (n + 1) * C) + CALLW
-    elseif o == MIN then
-      C = always[k + 1] and C + w[k] + CALLW or (n + 1) * (C + w[k]) + CALLW
-    elseif o == OPT then C = w[k] + (always[k + 1] and C or 2 * C) + CALLW
-    elseif o == OPEN or o == CLOSE then C = C + CALLW
-    elseif o == BAL or o == BREF then C = C + n + CALLW
-    elseif o == FRONT then C = C + 2 * w[k] + CALLW
-    else C = 1 / 0 end
+    local F1, T1 = always[k + 1] and CALLW + 0.0 or F, T   -- CALLW: the calibrated floor
+    if o == END then F, T = 0.0, CALLW + 0.0
+    elseif o == DOLLAR then F, T = CALLW + 0.0, CALLW + 0.0
+    elseif o == SINGLE then F, T = F1 + w[k] + CALLW, T1 + w[k] + CALLW
+    elseif o == STAR or o == PLUS or o == MIN then
+      local r, wk = cid[k] and R or n, w[k]
+      if always[k + 1] then
+        T = (o == MIN and 1 or r + 1) * wk + T1 + CALLW
+        F = o == PLUS and wk + CALLW or 0.0
+      elseif cheap[k] then
+        local x = (r + 1) * wk + r * c0[k] + CALLW
+        F, T = x + F1, x + T1
+      elseif o == MIN then
+        F, T = (r + 1) * (F1 + wk) + CALLW, r * (F1 + wk) + T1 + wk + CALLW
+      else
+        F, T = (r + 1) * (wk + F1) + CALLW, (r + 1) * wk + r * F1 + T1 + CALLW
+      end
+    elseif o == OPT then F, T = w[k] + 2 * F1 + CALLW, w[k] + F1 + T1 + CALLW
+    elseif o == OPEN or o == CLOSE then F, T = F1 + CALLW, T1 + CALLW
+    elseif o == BAL then F, T = F1 + n + CALLW, T1 + n + CALLW
+    elseif o == BREF then
+      -- memcmp of the capture: at most its longest possible length.
+      if not capmax then
+        capmax = {}
+        local len, lv = {}, {}
+        for j = 1, P.K do
+          local oj = op[j]
+          local add = (oj == SINGLE or oj == OPT) and 1 or oj == FRONT and 0
+            or (oj == STAR or oj == PLUS or oj == MIN) and (cid[j] and R or n)
+            or (oj == BAL or oj == BREF) and n or 0
+          if oj == OPEN then len[P.a1[j]] = 0; lv[P.a1[j]] = true
+          elseif oj == CLOSE then lv[P.a1[j]] = false; capmax[P.a1[j]] = len[P.a1[j]] end
+          for l in B.next, lv do if lv[l] then len[l] = len[l] + add end end
+        end
+      end
+      local cm = capmax[P.a1[k]] or n
+      if cm > n then cm = n end
+      F, T = F1 + cm + CALLW, T1 + cm + CALLW
+    elseif o == FRONT then F, T = F1 + 2 * w[k] + CALLW, T1 + 2 * w[k] + CALLW
+    else F, T = 1 / 0, 1 / 0 end
+    if always[k] then F = 0.0 end
   end
-  return C
+  return F, T
 end
 
--- Whole-call costs: find/match try n+1 starts; gmatch (all iterations) and gsub at most 2(n+1)
--- match() calls, plus copying captures and up to `r` bytes of replacement text per match.
-local function find_cost(P, n)
+-- Whole-call costs: find/match try n+1 starts (all but the last fail); gmatch (all iterations)
+-- and gsub make at most 2(n+1) match() calls, of which at most n/minlen + 1 succeed when every
+-- match is at least minlen >= 1 bytes long. Overheads (calibrated): 16 units per attempt; per
+-- success 64, 32 per capture pushed and 16 per byte of the replacement string (r bytes; 64 for
+-- a function or table, 0 for gmatch: a `%1` makes a string; 256 when a position capture must be
+-- formatted as a number), plus copying the %0/%n captures.
+local function find_cost(P, n, R)
   n = n + 0.0
-  local C = item_cost(P, n)
-  if not (P.anchored or P.always[1]) then C = C * (n + 1) end
+  local F, T = item_cost(P, n, R)
+  local C = T
+  if not (P.anchored or P.always[1]) then C = n * F + T end
   return C + (P.level + 1) * (n + 1) + 400
 end
-local function gsub_cost(P, n, r)
+local function gsub_cost(P, n, r, R)
   n = n + 0.0
-  return 2 * (n + 1) * (item_cost(P, n) + r + 64) + (P.level + 2 + r) * (n + 1) + 400
+  local F, T = item_cost(P, n, R)
+  local ns = P.minlen > 0 and floor(n / P.minlen) + 1.0 or 2 * (n + 1)
+  local per = T + 64 + (P.poscap and 256 or 16) * r + 32 * (P.level + 1)
+  return 2 * (n + 1) * (F + 16) + ns * per + (P.level + 2 + r) * (n + 1) + 400
+end
+
+-- One call of a gmatch iterator (each returns to Lua, where the time limit applies): at most
+-- n + 2 attempts, the last of which may succeed.
+local function gmatch_cost(P, n, _, R)
+  n = n + 0.0
+  local F, T = item_cost(P, n, R)
+  return (n + 2) * (F + 16) + T + 64 + 32 * (P.level + 1) + (P.level + 1) * (n + 1) + 400
 end
 
 -- Largest subject length whose cost fits the budget (-1: none); costs grow with n.
@@ -170,12 +224,79 @@ local function limit(f, P, r)
   return lo
 end
 
+-- Subject-aware bound, for calls that fail the static one (n > flim or glim). For a cap R on
+-- the runs of the pattern's quantified classes, the cost is the model's cost with runs <= R plus
+-- that of the probes which check the cap. Per class c, C finds without quantifiers, of R + 1
+-- copies of c: plain (a literal byte: lmemfind, as plain find's bound) or a pattern (at most
+-- R + 1 items per start); or, cheaper in the model for large R, "^" and the copies (a run at the
+-- start) and "%f[c]" and the copies (a run after a byte not in c), which tests the frontier at
+-- each start and scans only from the start of a run, at most min(L, R + 1) + 1 items for a run
+-- of length L: at most 2(n + 1) items in all, whatever R is. R is the largest cap whose total
+-- fits the budget (cached for the last n); the call may run on C only if no probe finds a run
+-- longer than R. The frontier form costs more per byte in practice: used only when needed.
+local function probe_cost(P, q, n, R)
+  local item = P.qw[q] + CALLW
+  local front = (R + 2) * item + (n + 1) * (2 * P.qfw[q] + 2 * CALLW + 2 * item) + 1000
+  local scan = P.qlit[q] and (n + 1) * (R + 2) + 200 or (n + 1) * ((R + 1) * item + CALLW + 1) + 400
+  if scan <= front then return scan, false end
+  return front, true
+end
+local function probes_cost(P, n, R)
+  local c = 0.0
+  for q = 1, #P.qw do c = c + probe_cost(P, q, n, R) end
+  return c
+end
+local function call_cost(P, n, r, R)
+  if r == "g" then return gmatch_cost(P, n, 0, R) end
+  return r and gsub_cost(P, n, r, R) or find_cost(P, n, R)
+end
+local function total_cost(P, n, R, r) return call_cost(P, n, r, R) + probes_cost(P, n, R) end
+local RUN_MAX = 4096   -- longest cap: probe strings stay small (memory limit)
+local function best_cap(P, n, r)
+  if total_cost(P, n, 0, r) > BUDGET then return -1 end
+  local lo, hi = 0, n < RUN_MAX and n or RUN_MAX
+  if total_cost(P, n, hi, r) <= BUDGET then return hi end
+  while hi - lo > 1 do
+    local mid = floor((lo + hi) / 2)
+    if total_cost(P, n, mid, r) <= BUDGET then lo = mid else hi = mid end
+  end
+  return lo
+end
+
+-- May this call (find/match: r nil; gmatch: "g"; gsub: r the replacement's length) run on C?
+local function fits(P, S, n, r)
+  if not P.fast then return false end
+  if call_cost(P, n, r) <= BUDGET then return true end
+  local qtext = P.qtext
+  if #qtext == 0 then return false end
+  local R
+  if P.capn == n and P.capr == r then R = P.cap
+  else
+    R = best_cap(P, n, r)
+    P.capn, P.capr, P.cap = n, r, R
+  end
+  if R < 0 then return false end
+  local qprobe, qR, qlit = P.qprobe, P.qR, P.qlit
+  for q = 1, #qtext do
+    local _, front = probe_cost(P, q, n, R)
+    if qR[q] ~= R then
+      qR[q] = R
+      qprobe[q] = rep(qlit[q] and not front and qlit[q] or qtext[q], R + 1)
+    end
+    local pr = qprobe[q]
+    if front then
+      if c_find(S, "^" .. pr) or c_find(S, P.qfront[q] .. pr) then return false end
+    elseif c_find(S, pr, 1, qlit[q] and true) then return false end
+  end
+  return true
+end
+
 local SPECIALS = "[%^%$%*%+%?%.%(%[%%%-]"
 
-local function compile(p, anchored)
+local function compile(p, anchored, gm)
   local m = #p
   local i = anchored and 2 or 1
-  local op, set, w, a1, a2 = {}, {}, {}, {}, {}
+  local op, set, w, a1, a2, ctext = {}, {}, {}, {}, {}, {}
   local capstate, level, nrec, k, has_err, has_bref = {}, 0, 0, 0, false, false
   while true do
     k = k + 1
@@ -218,7 +339,7 @@ local function compile(p, anchored)
     else
       local ep, msg = classend(p, m, i)
       if not ep then op[k], a1[k] = ERR, msg; break end
-      set[k], w[k] = class_of(p, i, ep), ep - i
+      set[k], w[k], ctext[k] = class_of(p, i, ep), ep - i, sub(p, i, ep - 1)
       local q = byte(p, ep)
       if q == 42 then op[k] = STAR elseif q == 43 then op[k] = PLUS
       elseif q == 45 then op[k] = MIN elseif q == 63 then op[k] = OPT
@@ -230,17 +351,76 @@ local function compile(p, anchored)
   if op[k] == ERR then has_err = true end
   local P = {op = op, set = set, w = w, a1 = a1, a2 = a2, K = k, level = level,
              anchored = anchored, capunf = {}, unf = false}
-  for l = 0, level - 1 do if capstate[l] == CAP_UNF then P.capunf[l] = true; P.unf = true end end
-  local always = {}
-  always[k + 1] = false
+  for l = 0, level - 1 do
+    if capstate[l] == CAP_UNF then P.capunf[l] = true; P.unf = true end
+    if capstate[l] == CAP_POS then P.poscap = true end
+  end
+  -- always[j]: the suffix from j matches at every position (given no depth error, which `fast`
+  -- excludes); atend: it matches at the end of the subject. '.*' and '.-' reach the end.
+  -- first/c0: a set, and a flag [256] for the end of the subject, such that the suffix fails at
+  -- cost <= c0 at a position whose byte (or end) is not in the set.
+  local always, atend, first, c0s, cheap, c0 = {}, {}, {}, {}, {}, {}
+  always[k + 1], atend[k + 1] = false, false
   for j = k, 1, -1 do
     local o = op[j]
-    if o == END then always[j] = true
-    elseif o == STAR or o == MIN or o == OPT or o == OPEN or o == CLOSE then
-      always[j] = always[j + 1]
-    else always[j] = false end
+    if o == END then always[j], atend[j] = true, true
+    elseif o == DOLLAR then
+      always[j], atend[j] = false, true
+      first[j], c0s[j] = {[256] = true}, 2 * CALLW
+    elseif o == STAR or o == MIN or o == OPT then
+      always[j] = always[j + 1] or (o ~= OPT and set[j] == any_tab and atend[j + 1])
+      atend[j] = atend[j + 1]
+      local f = first[j + 1]
+      if f then
+        local u = {[256] = f[256]}
+        for x = 0, 255 do u[x] = set[j][x] or f[x] or nil end
+        first[j], c0s[j] = u, c0s[j + 1] + w[j] + 2 * CALLW
+      end
+    elseif o == OPEN or o == CLOSE then
+      always[j], atend[j] = always[j + 1], atend[j + 1]
+      if first[j + 1] then first[j], c0s[j] = first[j + 1], c0s[j + 1] + 2 * CALLW end
+    else
+      always[j], atend[j] = false, false
+      if o == SINGLE or o == PLUS then first[j], c0s[j] = set[j], w[j] + 2 * CALLW
+      elseif o == BAL then first[j], c0s[j] = lit_tab(a1[j]), 1 + 2 * CALLW end
+    end
+    if o == STAR or o == PLUS or o == MIN then
+      local f, t = first[j + 1], set[j]
+      if f then
+        local disjoint = true
+        for x = 0, 255 do if t[x] and f[x] then disjoint = false; break end end
+        if disjoint then cheap[j], c0[j] = true, c0s[j + 1] end
+      end
+    end
   end
-  P.always = always
+  P.always, P.cheap, P.c0 = always, cheap, c0
+  -- Quantified classes other than '.', for the run probes (runs of '.' are the whole subject).
+  local cid, qtext, qw, qfront, qfw, qlit, seen, minlen = {}, {}, {}, {}, {}, {}, {}, 0
+  for j = 1, k do
+    local o = op[j]
+    if o == SINGLE or o == PLUS then minlen = minlen + 1
+    elseif o == BAL then minlen = minlen + 2 end
+    if (o == STAR or o == PLUS or o == MIN) and set[j] ~= any_tab then
+      local txt = ctext[j]
+      local q = seen[txt]
+      if not q then
+        q = #qtext + 1
+        qlit[q] = w[j] == 1 and txt
+        if w[j] == 1 then   -- a literal byte: escape it unless alphanumeric
+          local b = byte(txt)
+          if not (b >= 48 and b <= 57 or b >= 65 and b <= 90 or b >= 97 and b <= 122) then
+            txt = "%" .. txt
+          end
+        end
+        local set = byte(txt) == 91 and txt or "[" .. txt .. "]"
+        seen[ctext[j]], qtext[q], qw[q], qfront[q], qfw[q] = q, txt, #txt, "%f" .. set, #set
+      end
+      cid[j] = q
+    end
+  end
+  P.cid, P.qtext, P.qw, P.qfront, P.qfw, P.qlit = cid, qtext, qw, qfront, qfw, qlit
+  P.minlen = minlen
+  P.qprobe, P.qR = {}, {}
   -- Failed (item, position) states can be remembered when the outcome of a state depends on
   -- nothing else: no back-reference reads capture contents, and no path reaches MAXCCALLS.
   if not has_bref and nrec + 1 <= MAXCCALLS then
@@ -263,8 +443,9 @@ local function compile(p, anchored)
   end
   P.nospecials = c_find(p, SPECIALS) == nil
   local fast = not has_err and not P.unf and nrec + 1 <= MAXCCALLS
+  P.fast = fast
   P.flim = fast and limit(find_cost, P) or -1
-  P.glim = fast and limit(gsub_cost, P, 64) or -1
+  P.glim = fast and (gm and limit(gmatch_cost, P) or limit(gsub_cost, P, 64)) or -1
   return P
 end
 
@@ -280,7 +461,7 @@ local function get_pattern(p, gm)
     for key in B.next, cache_g do cache_g[key] = nil end
     ncache = 0
   end
-  P = compile(p, not gm and byte(p, 1) == 94)
+  P = compile(p, not gm and byte(p, 1) == 94, gm)
   c[p] = P
   ncache = ncache + 1
   return P
@@ -292,5 +473,5 @@ return {_patterns = {
   MAXCCALLS = MAXCCALLS, CAP_POS = CAP_POS, CACHE_MAX = CACHE_MAX,
   BUDGET = BUDGET, NS_PER_STEP = NS_PER_STEP, any_tab = any_tab,
   cache_a = cache_a, cache_g = cache_g, get_pattern = get_pattern,
-  find_cost = find_cost, gsub_cost = gsub_cost,
+  find_cost = find_cost, gsub_cost = gsub_cost, gmatch_cost = gmatch_cost, fits = fits,
 }}

@@ -144,3 +144,101 @@ def test_fast_path_overhead() -> None:
         lines.append(f"{name:<6} C {c:7.1f} ns/call  fast path {r:7.1f} ns/call")
         assert r < 4 * c + 1000
     sys.stdout.write("\n" + "\n".join(lines) + "\n")
+
+
+SUBJECT_AWARE = r"""
+local R, size = ...
+local fast = R._fast
+local line = "Host: example.org  key = value x=1 -12.5e+3 <a href='http://x.org/p?q=1'>t</a>\n"
+local text = line:rep(size // #line + 1):sub(1, size)
+local items = {}
+for i = 1, size // 12 do items[#items + 1] = "item" .. i .. "=" .. (i * 7) .. ";" end
+local long = table.concat(items)
+local gap = ("x"):rep(size // 2) .. (" "):rep(size // 2) .. "x"
+return table.concat({
+  tostring(fast("match", "   " .. text .. "   ", "^%s*(.-)%s*$")),
+  tostring(fast("match", text, "^(.-)%s*=%s*(.-)$")),
+  tostring(fast("gmatch", text, "[-+]?%d+%.?%d*[eE]?[-+]?%d*")),
+  tostring(fast("match", long, "item0*" .. (size // 24) .. "=(%d+)")),
+  tostring(fast("match", gap, "^%s*(.-)%s*$")),
+  tostring(fast("find", ("x"):rep(size), "(x+)%1")),
+}, ",")
+"""
+
+
+def test_common_idioms_on_long_subjects_take_the_c_path() -> None:
+    """The run probes keep ordinary idioms on C at 50 KB (c_call_ns 25 ms), and send a subject
+    with one long run of the quantified class (or an all-x back-reference) to the Lua matcher."""
+    rt = runtime()
+    result = rt.globals()["load"](SUBJECT_AWARE)(load_module(rt, "patterns.lua"), 50_000)
+    assert result.split(",") == ["true"] * 4 + ["false", "false"]
+
+
+ADVERSARIAL = r"""
+local R, NS = ...
+local clock = os.clock
+local pats = {
+  {"match", "^%s*(.-)%s*$"}, {"match", "^(.-)%s*=%s*(.-)$"}, {"gmatch", "(%a+)://([%w%.]+)"},
+  {"find", "(x+)%1"}, {"gmatch", "[-+]?%d+%.?%d*[eE]?[-+]?%d*"},
+  {"gmatch", "([^\n:]+):%s*([^\n]*)"}, {"gsub", "%w+", "<%0>"}, {"match", "item0*123=(%d+)"},
+  {"find", "%a*:"}, {"gsub", "%s+", " "}, {"find", "x*x*y"}, {"find", "(%w+) %1"},
+  {"find", "[ab]-b[ab]-c"}, {"gmatch", "%s*([^,]*)"}, {"find", "(a*)b%1c"},
+}
+local runs = {" ", "x", "a", "0", "=", ":", "\n", "b"}
+local seps = {"", "=", ":", "x", " ", "\n", "y", " =", "://", "1"}
+local worst, checked = 0, 0
+for _, pc in ipairs(pats) do
+  local f, p, repl = pc[1], pc[2], pc[3]
+  for _, n in ipairs({3000, 50000}) do
+    for _, L in ipairs({1, 3, 8, 80}) do
+      for _, ch in ipairs(runs) do
+        for _, sp in ipairs(seps) do
+          local unit = ch:rep(L) .. sp
+          local s = unit:rep(n // #unit + 1):sub(1, n)
+          if R._fast(f, s, p) then
+            checked = checked + 1
+            local t, t0 = 0, clock()
+            if f == "gmatch" then
+              local it = string.gmatch(s, p)
+              repeat
+                local t1 = clock()
+                local r = it()
+                t = math.max(t, clock() - t1)
+              until r == nil
+            elseif f == "gsub" then string.gsub(s, p, repl); t = clock() - t0
+            else string[f](s, p); t = clock() - t0 end
+            worst = math.max(worst, t * 1e9 / NS)
+          end
+        end
+      end
+    end
+  end
+end
+return checked, worst
+"""
+
+
+def test_admitted_calls_stay_within_the_c_budget() -> None:
+    """Subjects made of runs (up to 80 bytes) of one byte and a separator, built to make the
+    admitted calls as slow as their bound allows: no C call admitted by the subject-aware bound
+    takes longer than c_call_ns (the calibration leaves a margin of about 2.4)."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {sys.path[0]!r})
+        import lupa.lua54 as lua54
+        from tests.engine.lua_module import load_module
+        rt = lua54.LuaRuntime(encoding="latin-1", register_eval=False, register_builtins=False)
+        mod = load_module(rt, "patterns.lua", c_call_ns=25e6)
+        checked, worst = rt.globals()["load"]({ADVERSARIAL!r})(mod, 25e6)
+        print(checked, worst)
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600, check=False,
+        cwd=str(__import__("pathlib").Path(__file__).parents[2]),
+    )
+    assert done.returncode == 0, done.stderr
+    checked, worst = done.stdout.split()
+    sys.stdout.write(f"\n{checked} admitted calls, worst C time / c_call_ns {float(worst):.3f}\n")
+    assert int(checked) > 1000
+    # the calibration leaves 2.4x; a loaded machine may eat up to half of it (generous)
+    assert float(worst) < 2.0
