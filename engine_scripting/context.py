@@ -6,7 +6,6 @@ Every failure leaves here as a ScriptError subclass.
 
 from __future__ import annotations
 
-import re
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -15,80 +14,28 @@ from typing import Any
 import lupa.lua54 as lua54
 import structlog
 
-from engine_scripting.convert import PlainData, ResultTooLarge, to_lua, to_python
+from engine_scripting.convert import to_lua
 from engine_scripting.errors import (
     CallAbandoned,
     PermissionDenied,
     ResourceLimitExceeded,
-    ScriptCompileError,
     ScriptError,
     ScriptRuntimeError,
     SecurityViolation,
 )
+from engine_scripting.hooks import PUSH_FREE, ContextHooks, text
 from engine_scripting.limits import ScriptResourceLimits
 from engine_scripting.native import LuaNative
+from engine_scripting.outcome import Outcomes, Result
 from engine_scripting.runner import Abandoned, Runner, Worker
 from engine_scripting.watchdog import CallWatch, Watchdog
 
 _log = structlog.get_logger(__name__)
 
-_LINE = re.compile(r"^[^\n]*?:(\d+): ")
 # The host memory a call's converted results may take, in multiples of the memory limit.
 RESULT_CAP_FACTOR = 4
-_MEMORY_MESSAGE = b"not enough memory"
 _BINARY_CHUNK = b"\x1b"
 
-Result = PlainData | tuple[PlainData, ...]
-
-
-def _push_free_types() -> frozenset[type]:
-    """Argument types lupa pushes onto a Lua stack without allocating in the Lua state."""
-    runtime = lua54.LuaRuntime()
-    table, function = runtime.eval("{}, function() end")
-    return frozenset({type(None), bool, int, float, type(table), type(function)})
-
-
-_PUSH_FREE = _push_free_types()
-
-
-class ContextHooks:
-    """What the Lua side may call in Python: print output and violation reports.
-
-    It holds no reference to the runtime, so a closed context is freed by reference counting.
-    Its callbacks run only while the call that reached them is alive (see ``Runner.gated``).
-    """
-
-    def __init__(self, output_maxlen: int, on_print: Callable[[str], None] | None,
-                 runner: Runner | None = None) -> None:
-        self.output: deque[str] = deque(maxlen=output_maxlen)
-        self.violations: list[tuple[str, str, int | None]] = []
-        self._on_print = on_print
-        if runner is not None:
-            self.print_sink = runner.gated(self.print_sink)  # type: ignore[method-assign]
-
-    def print_sink(self, line: bytes) -> None:
-        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else str(line)
-        self.output.append(text)
-        if self._on_print is not None:
-            try:
-                self._on_print(text)
-            except Exception:  # a host callback must not unwind through Lua
-                _log.exception("script.print_callback_failed")
-
-    def report_violation(self, reason: bytes, message: bytes, entity: object = None) -> None:
-        self.violations.append(
-            (_text(reason), _text(message), entity if type(entity) is int else None)
-        )
-
-    def deny_attribute(self, obj: object, name: object, is_setting: bool) -> object:
-        self.violations.append(
-            ("python_attribute", f"access to Python attribute {name!r}", None)
-        )
-        raise AttributeError("Python objects are not accessible from scripts")
-
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 class ScriptContext:
@@ -117,9 +64,7 @@ class ScriptContext:
         self._hooks = hooks
         self._execute: Any = control[b"execute"]
         self._call: Any = control[b"call"]
-        self._exported: bytes = control[b"exported"]
         self._after_stop: Any = control[b"after_stop"]
-        self._outcome: Any = control[b"outcome"]
         self._install: Any = control[b"install"]
         self._invoke: Any = control[b"invoke"]
         self._apply: Any = control[b"apply"]
@@ -137,9 +82,6 @@ class ScriptContext:
         # where Lua has no protected call to catch a memory error, and such an error aborts
         # the whole process ("PANIC: unprotected error in call to Lua API").
         self._memory_limit = limits.max_memory_bytes if limits is not None else None
-        # a result may hold one string many times; Python gets a copy of each
-        self._result_cap = (RESULT_CAP_FACTOR * limits.max_memory_bytes
-                            if limits is not None else None)
         if self._memory_limit is not None:
             runtime.set_max_memory(0)
         if native is not None and limits is not None:
@@ -158,6 +100,12 @@ class ScriptContext:
                 budget_s=limits.max_execution_time_s,
                 deep_slots=2 * limits.max_recursion_depth + 64,
             )
+        # a result may hold one string many times; Python gets a copy of each
+        self._outcomes = Outcomes(
+            name, control[b"outcome"],
+            RESULT_CAP_FACTOR * limits.max_memory_bytes if limits is not None else None,
+            native, self._watch,
+        )
 
     @property
     def output(self) -> deque[str]:
@@ -200,7 +148,7 @@ class ScriptContext:
         self._check_open()
         code = self._source_bytes(source)
         name = self._chunk_name if chunk_name is None else b"=" + chunk_name.encode()
-        return self._values(self._run(self._execute, (code, name), False), compiling=True)
+        return self._outcomes.values(self._run(self._execute, (code, name), False), compiling=True)
 
     def call(self, function: str, *args: object) -> Result:
         """Call a global function of the context with plain-data arguments.
@@ -209,7 +157,7 @@ class ScriptContext:
         arguments that are not plain data, and the errors ``execute`` raises.
         """
         self._check_open()
-        return self._values(
+        return self._outcomes.values(
             self._run(self._call, (function.encode("utf-8"), *args), False, convert=True))
 
     def stage(self, source: str | bytes, chunk_name: str | None = None) -> None:
@@ -223,7 +171,7 @@ class ScriptContext:
         self._check_open()
         code = self._source_bytes(source)
         name = self._chunk_name if chunk_name is None else b"=" + chunk_name.encode()
-        self._values(self._run(self._stage, (code, name), False), compiling=True)
+        self._outcomes.values(self._run(self._stage, (code, name), False), compiling=True)
 
     def install(self, source: bytes, chunk_name: str, *args: object) -> Any:
         """Run a trusted, precompiled Lua chunk that extends this context (for
@@ -236,7 +184,7 @@ class ScriptContext:
         try:
             return self._install(source, b"=" + chunk_name.encode(), *args)
         except lua54.LuaMemoryError as error:
-            raise self._memory_error() from error
+            raise self._outcomes.memory_error() from error
         except lua54.LuaError as error:
             raise ScriptError(
                 f"installing {chunk_name} failed: {error}", script=self.name
@@ -256,11 +204,11 @@ class ScriptContext:
         """
         self._check_open()
         if not plain_args and not data_args:
-            plain_args = _PUSH_FREE.issuperset(map(type, args))
+            plain_args = PUSH_FREE.issuperset(map(type, args))
         result = self._run(self._invoke, (function, *args), plain_args, convert=data_args,
                            limited=not host_memory)
         if result[0] is not True:
-            self._values(result)
+            self._outcomes.values(result)
         return result[1:]
 
     def lua_value(self, value: object) -> Any:
@@ -278,7 +226,7 @@ class ScriptContext:
         self._check_open()
         result = self._run(self._invoke, (self._collect,), True)
         if result[0] is not True:
-            self._values(result)
+            self._outcomes.values(result)
 
     def close(self) -> None:
         """Free the Lua state. No script finalizer runs: ``__gc`` has no effect in the sandbox.
@@ -289,7 +237,7 @@ class ScriptContext:
         if self._restore_finalizers is not None and not self._dead:
             self._restore_finalizers()
         self._execute = self._call = None
-        self._after_stop = self._outcome = None
+        self._after_stop = None
         self._install = self._invoke = self._stage = self._collect = self._identity = None
         self._runtime = None
 
@@ -319,7 +267,7 @@ class ScriptContext:
 
         It runs on the engine's worker thread (see runner.py): a call stuck inside a C function
         is abandoned, and raises CallAbandoned here. ``push_free``: lupa pushes every argument
-        without allocating in the Lua state (see ``_PUSH_FREE``); otherwise the arguments travel
+        without allocating in the Lua state (see ``PUSH_FREE``); otherwise the arguments travel
         in one table.
         """
         runner = self._runner
@@ -370,7 +318,7 @@ class ScriptContext:
             try:
                 if convert:
                     args = tuple(to_lua(runtime, arg) for arg in args)
-                    push_free = _PUSH_FREE.issuperset(map(type, args))
+                    push_free = PUSH_FREE.issuperset(map(type, args))
                 if limit is not None:
                     if not push_free:
                         # strings and other values that allocate when pushed travel in one
@@ -401,94 +349,17 @@ class ScriptContext:
             error_class = PermissionDenied if kind == "permission" else SecurityViolation
             raise error_class(message, reason=kind, script=self.name, entity=entity)
         if reason is not None and reason is not False:
-            breached = _text(reason)
+            breached = text(reason)
             raise ResourceLimitExceeded(
                 f"{self.name}: {breached} limit exceeded",
                 limit_type=breached,  # type: ignore[arg-type]
                 script=self.name,
             )
         if out_of_memory:
-            raise self._memory_error()
+            raise self._outcomes.memory_error()
         if failure is not None:
             raise ScriptRuntimeError(failure, script=self.name)
         return result if isinstance(result, tuple) else (result,)
-
-    def _stack_ran_away(self) -> bool:
-        """Whether the memory just ran out on a stack far deeper than the recursion limit.
-
-        Lua calls no message handler for memory errors, so the depth is read afterwards: the
-        main thread's stack keeps its size until the next garbage collection.
-        """
-        watch, native = self._watch, self._native
-        if watch is None or native is None or not native.stack_sampling:
-            return False
-        return native.stack_capacity(watch.main_state) > max(100_000, 4 * watch.deep_slots)
-
-    def _memory_error(self) -> ResourceLimitExceeded:
-        return ResourceLimitExceeded(
-            f"{self.name}: memory limit exceeded", limit_type="memory", script=self.name
-        )
-
-    def _values(self, result: tuple[object, ...], compiling: bool = False) -> Result:
-        status = result[0]
-        if status is None:
-            message = _text(result[1] if len(result) > 1 else "error")
-            if compiling:
-                raise ScriptCompileError(message, script=self.name, line=error_line(message))
-            raise ScriptRuntimeError(message, script=self.name)
-        if status is False:
-            raise self._error(result[1] if len(result) > 1 else None)
-        values = result[1:]
-        cap = self._result_cap
-        try:
-            if values and values[0] == self._exported:
-                table: Any = values[1]
-                converted = [to_python(table[index], cap)
-                             for index in range(1, int(table[b"n"]) + 1)]
-            else:
-                converted = [to_python(value, cap) for value in values]
-        except ResultTooLarge:
-            raise ResourceLimitExceeded(
-                f"{self.name}: the result would take more than {cap} bytes in the host",
-                limit_type="memory", script=self.name,
-            ) from None
-        if not converted:
-            return None
-        if len(converted) == 1:
-            return converted[0]
-        return tuple(converted)
-
-    def _error(self, error: object) -> ScriptError:
-        """The error of a failed call, classified from what the sandbox recorded (how deep the
-        failing call ran; whether the message handler saw the error: memory errors skip it),
-        never from the message's text."""
-        if self._native is not None and self._watch is not None:
-            # a pcall that caught a too-deep error armed the hook itself (sandbox.lua `caught`)
-            self._native.disarm(self._watch.main_state)
-        deep, handled, reason = self._outcome()
-        if reason is not None:
-            limit = _text(reason)
-            return ResourceLimitExceeded(
-                f"{self.name}: {limit} limit exceeded", limit_type=limit,  # type: ignore[arg-type]
-                script=self.name,
-            )
-        if error == _MEMORY_MESSAGE and not handled:
-            if deep or self._stack_ran_away():
-                return ResourceLimitExceeded(
-                    f"{self.name}: recursion limit exceeded", limit_type="recursion",
-                    script=self.name,
-                )
-            return self._memory_error()
-        message = _text(error)
-        if deep:
-            return ResourceLimitExceeded(
-                f"{self.name}: recursion limit exceeded ({message.splitlines()[0]})",
-                limit_type="recursion", script=self.name,
-            )
-        first_line, _, traceback = message.partition("\n")
-        return ScriptRuntimeError(
-            first_line, script=self.name, line=error_line(first_line), traceback=traceback or None
-        )
 
 
 def abandon_open_calls(worker: Worker) -> None:
@@ -497,8 +368,3 @@ def abandon_open_calls(worker: Worker) -> None:
         if isinstance(context, ScriptContext):
             context._dead = True
 
-
-def error_line(message: str) -> int | None:
-    """The script line named at the start of a Lua error message, if any."""
-    match = _LINE.match(message)
-    return int(match.group(1)) if match else None

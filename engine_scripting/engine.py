@@ -11,8 +11,9 @@ from importlib.resources import files
 import lupa.lua54 as lua54
 import structlog
 
-from engine_scripting.context import ContextHooks, ScriptContext
+from engine_scripting.context import ScriptContext
 from engine_scripting.errors import ResourceLimitExceeded, ScriptError
+from engine_scripting.hooks import ContextHooks
 from engine_scripting.limits import MAX_SOURCE_BYTES, ScriptResourceLimits
 from engine_scripting.native import LuaNative
 from engine_scripting.runner import Runner
@@ -66,7 +67,7 @@ class ScriptEngine:
         self._setup_chunk = compile_chunk("lua/sandbox.lua", "sandbox")
         self._module_chunks = tuple(
             compile_chunk(path, path.removeprefix("lua/").removesuffix(".lua"))
-            for path in ("lua/argcheck.lua", *SANDBOX_MODULES)
+            for path in ("lua/argcheck.lua", "lua/export.lua", *SANDBOX_MODULES)
         )
 
     def create_context(

@@ -33,24 +33,20 @@ from engine_scripting.components import (
     Script,
     ScriptEvent,
 )
-from engine_scripting.context import abandon_open_calls, error_line
+from engine_scripting.context import abandon_open_calls
 from engine_scripting.errors import (
     CallAbandoned,
-    ResourceLimitExceeded,
     ScriptError,
     ScriptRuntimeError,
 )
 from engine_scripting.host import WorldBindings
 from engine_scripting.manager import ManagedScript, ScriptManager
+from engine_scripting.outcome import instance_errors
 from engine_scripting.permissions import Permissions
 from engine_scripting.runner import Worker
 from engine_scripting.schema import ComponentSchema, build_schemas
 
 _log = structlog.get_logger(__name__)
-
-
-def _text(value: object) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _within(granted: Permissions, asked: Permissions) -> bool:
@@ -243,7 +239,7 @@ class ScriptSystem(esper.Processor):
         # not in a `finally`: an abandoned call unwinds its worker past this (runner.py)
         self._write_back(record, result[1:], errors)
         if result and result[0] is not None:
-            errors.extend(self._instance_errors(record.name, result[0]))
+            errors.extend(instance_errors(record.name, result[0]))
         return True
 
     def _write_back(self, record: ManagedScript, chunk: tuple[Any, ...],
@@ -282,31 +278,6 @@ class ScriptSystem(esper.Processor):
         self._report(record, [error])
         self.manager.record_tick(record, [error], 0)
         self._forget(record.name)
-
-    @staticmethod
-    def _instance_errors(name: str, failures: Any) -> list[ScriptError]:
-        found: list[ScriptError] = []
-        for index in range(1, len(failures) + 1):
-            item = failures[index]
-            kind = item[b"kind"]
-            entity = item[b"entity"]
-            callback = _text(item[b"callback"])
-            message = _text(item[b"message"])
-            first_line, _, traceback = message.partition("\n")
-            if kind in (b"memory", b"recursion"):
-                limit = _text(kind)
-                found.append(ResourceLimitExceeded(
-                    f"{name}: {limit} limit exceeded in {callback} ({first_line})",
-                    limit_type=limit,  # type: ignore[arg-type]
-                    script=name, entity=entity, callback=callback,
-                    traceback=traceback or None,
-                ))
-            else:
-                found.append(ScriptRuntimeError(
-                    first_line, script=name, line=error_line(first_line),
-                    traceback=traceback or None, entity=entity, callback=callback,
-                ))
-        return found
 
     def _report(self, record: ManagedScript, errors: list[ScriptError]) -> None:
         for index, error in enumerate(errors):

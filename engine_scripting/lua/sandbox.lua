@@ -14,8 +14,8 @@
 -- (see `sb_wrap`). So the running thread is always listed, and a switch to a listed coroutine
 -- costs one table read, or nothing for those 16.
 local print_sink, report_violation, max_depth, c_call_ns, print_limit, trusted, max_load_bytes,
-  argcheck_chunk = ...
-local module_chunks = {select(9, ...)}   -- engine.SANDBOX_MODULES, precompiled, in order
+  argcheck_chunk, export_chunk = ...
+local module_chunks = {select(10, ...)}   -- engine.SANDBOX_MODULES, precompiled, in order
 
 local d_sethook, d_gethook, d_getinfo, d_traceback, d_getregistry =
   debug.sethook, debug.gethook, debug.getinfo, debug.traceback, debug.getregistry
@@ -448,45 +448,8 @@ else
 end
 env = make_env()
 
--- Results leave the sandbox as plain data: fresh tables without metatables, no cycles, no
--- functions, threads or userdata.
-local MAX_EXPORT_DEPTH = 100
-local function export_value(v, depth, seen)
-  local t = type(v)
-  if t == "table" then
-    if seen[v] then return "<cycle>" end
-    if depth >= MAX_EXPORT_DEPTH then error("result nested deeper than 100 tables", 0) end
-    seen[v] = true
-    local out = {}
-    for k, item in next, v do
-      local kt = type(k)
-      if kt ~= "string" and kt ~= "number" and kt ~= "boolean" then k = "<" .. kt .. ">" end
-      rawset(out, k, export_value(item, depth + 1, seen))
-    end
-    seen[v] = nil
-    return out
-  elseif t == "function" or t == "thread" or t == "userdata" then
-    return "<" .. t .. ">"
-  end
-  return v
-end
-
-local EXPORTED = "\0exported"
-local SCALAR = {["nil"] = true, boolean = true, number = true, string = true}
-
--- Scalars pass as they are; anything else comes back as EXPORTED and one plain table.
-local function results(...)
-  local n = select("#", ...)
-  local values = {...}
-  for i = 1, n do
-    if not SCALAR[type(values[i])] then
-      local out = {n = n}
-      for j = 1, n do out[j] = export_value(values[j], 0, {}) end
-      return EXPORTED, out
-    end
-  end
-  return ...
-end
+local results = load(export_chunk, "=export", "b", {})({type = type, error = error,
+  select = select, next = next, rawset = rawset})
 
 local function run(fn, ...)
   return results(fn(...))
@@ -527,7 +490,7 @@ local function adopt(fn, fresh)
   staged = fresh
   fn()
   env, staged = fresh, nil
-  return true
+  return 0   -- no values (see export.lua)
 end
 
 local function stage(source, chunkname)
@@ -625,7 +588,6 @@ return {
   gc_disabled = s_format("%p", GC_DISABLED),
   execute = execute,
   call = call,
-  exported = EXPORTED,
   after_stop = after_stop,
   outcome = outcome,
   collect = function() collectgarbage("collect") end,

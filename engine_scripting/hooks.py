@@ -1,0 +1,78 @@
+"""What the Lua side of a context may call in Python, and small helpers for Lua's values.
+
+Provides ``ContextHooks`` (printed lines and violation reports), ``PUSH_FREE`` (argument types
+lupa pushes without allocating), ``text`` and ``error_line``. Uses ``runner.Runner`` to gate
+its callbacks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Callable
+
+import lupa.lua54 as lua54
+import structlog
+
+from engine_scripting.runner import Runner
+
+_log = structlog.get_logger(__name__)
+
+_LINE = re.compile(r"^[^\n]*?:(\d+): ")
+
+
+def _push_free_types() -> frozenset[type]:
+    """Argument types lupa pushes onto a Lua stack without allocating in the Lua state."""
+    runtime = lua54.LuaRuntime()
+    table, function = runtime.eval("{}, function() end")
+    return frozenset({type(None), bool, int, float, type(table), type(function)})
+
+
+PUSH_FREE = _push_free_types()
+
+
+class ContextHooks:
+    """What the Lua side may call in Python: print output and violation reports.
+
+    It holds no reference to the runtime, so a closed context is freed by reference counting.
+    Its callbacks run only while the call that reached them is alive (see ``Runner.gated``).
+    """
+
+    def __init__(self, output_maxlen: int, on_print: Callable[[str], None] | None,
+                 runner: Runner | None = None) -> None:
+        self.output: deque[str] = deque(maxlen=output_maxlen)
+        self.violations: list[tuple[str, str, int | None]] = []
+        self._on_print = on_print
+        if runner is not None:
+            self.print_sink = runner.gated(self.print_sink)  # type: ignore[method-assign]
+
+    def print_sink(self, line: bytes) -> None:
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else str(line)
+        self.output.append(text)
+        if self._on_print is not None:
+            try:
+                self._on_print(text)
+            except Exception:  # a host callback must not unwind through Lua
+                _log.exception("script.print_callback_failed")
+
+    def report_violation(self, reason: bytes, message: bytes, entity: object = None) -> None:
+        self.violations.append(
+            (text(reason), text(message), entity if type(entity) is int else None)
+        )
+
+    def deny_attribute(self, obj: object, name: object, is_setting: bool) -> object:
+        self.violations.append(
+            ("python_attribute", f"access to Python attribute {name!r}", None)
+        )
+        raise AttributeError("Python objects are not accessible from scripts")
+
+
+def text(value: object) -> str:
+    """Lua bytes (or anything) as text."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def error_line(message: str) -> int | None:
+    """The script line named at the start of a Lua error message, if any."""
+    match = _LINE.match(message)
+    return int(match.group(1)) if match else None

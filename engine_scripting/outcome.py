@@ -1,0 +1,148 @@
+"""How a finished call of a context turns out: its values as plain data, or its typed error.
+
+Provides ``Outcomes``, one per context. Uses what sandbox.lua recorded about the call (how deep
+the failing call ran, whether the message handler saw the error, which limit stopped it) and
+never reads an error's kind from its message. Uses convert.py for the values.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine_scripting.convert import PlainData, ResultTooLarge, to_python
+from engine_scripting.errors import (
+    ResourceLimitExceeded,
+    ScriptCompileError,
+    ScriptError,
+    ScriptRuntimeError,
+)
+from engine_scripting.hooks import error_line, text
+from engine_scripting.native import LuaNative
+from engine_scripting.watchdog import CallWatch
+
+Result = PlainData | tuple[PlainData, ...]
+_MEMORY_MESSAGE = b"not enough memory"
+
+
+class Outcomes:
+    """Classifies the results of one context's calls.
+
+    Args:
+        name: the context's name, for messages.
+        outcome: sandbox.lua's ``outcome`` trampoline (what it recorded about a failed call).
+        result_cap: host bytes the converted values of one call may take (None: no cap).
+        native, watch: to disarm a hook the sandbox armed itself, and read stack sizes.
+    """
+
+    def __init__(self, name: str, outcome: Any, result_cap: int | None,
+                 native: LuaNative | None, watch: CallWatch | None) -> None:
+        self.name = name
+        self._outcome = outcome
+        self._result_cap = result_cap
+        self._native = native
+        self._watch = watch
+
+    def _stack_ran_away(self) -> bool:
+        """Whether the memory just ran out on a stack far deeper than the recursion limit.
+
+        Lua calls no message handler for memory errors, so the depth is read afterwards: the
+        main thread's stack keeps its size until the next garbage collection.
+        """
+        watch, native = self._watch, self._native
+        if watch is None or native is None or not native.stack_sampling:
+            return False
+        return native.stack_capacity(watch.main_state) > max(100_000, 4 * watch.deep_slots)
+
+    def memory_error(self) -> ResourceLimitExceeded:
+        """The memory limit was exceeded."""
+        return ResourceLimitExceeded(
+            f"{self.name}: memory limit exceeded", limit_type="memory", script=self.name
+        )
+
+    def values(self, result: tuple[object, ...], compiling: bool = False) -> Result:
+        """The values of a call from xpcall's results; raises its typed error instead."""
+        status = result[0]
+        if status is None:
+            message = text(result[1] if len(result) > 1 else "error")
+            if compiling:
+                raise ScriptCompileError(message, script=self.name, line=error_line(message))
+            raise ScriptRuntimeError(message, script=self.name)
+        if status is False:
+            raise self._error(result[1] if len(result) > 1 else None)
+        count, *values = result[1:]   # export.lua: a count the sandbox made, or -1
+        cap = self._result_cap
+        try:
+            if count == -1:
+                table: Any = values[0]
+                converted = [to_python(table[index], cap)
+                             for index in range(1, int(table[b"n"]) + 1)]
+            else:
+                converted = [to_python(value, cap) for value in values]
+        except ResultTooLarge:
+            raise ResourceLimitExceeded(
+                f"{self.name}: the result would take more than {cap} bytes in the host",
+                limit_type="memory", script=self.name,
+            ) from None
+        if not converted:
+            return None
+        if len(converted) == 1:
+            return converted[0]
+        return tuple(converted)
+
+    def _error(self, error: object) -> ScriptError:
+        """The error of a failed call, classified from what the sandbox recorded (how deep the
+        failing call ran; whether the message handler saw the error: memory errors skip it),
+        never from the message's text."""
+        if self._native is not None and self._watch is not None:
+            # a pcall that caught a too-deep error armed the hook itself (sandbox.lua `caught`)
+            self._native.disarm(self._watch.main_state)
+        deep, handled, reason = self._outcome()
+        if reason is not None:
+            limit = text(reason)
+            return ResourceLimitExceeded(
+                f"{self.name}: {limit} limit exceeded", limit_type=limit,  # type: ignore[arg-type]
+                script=self.name,
+            )
+        if error == _MEMORY_MESSAGE and not handled:
+            if deep or self._stack_ran_away():
+                return ResourceLimitExceeded(
+                    f"{self.name}: recursion limit exceeded", limit_type="recursion",
+                    script=self.name,
+                )
+            return self.memory_error()
+        message = text(error)
+        if deep:
+            return ResourceLimitExceeded(
+                f"{self.name}: recursion limit exceeded ({message.splitlines()[0]})",
+                limit_type="recursion", script=self.name,
+            )
+        first_line, _, traceback = message.partition("\n")
+        return ScriptRuntimeError(
+            first_line, script=self.name, line=error_line(first_line), traceback=traceback or None
+        )
+
+
+def instance_errors(name: str, failures: Any) -> list[ScriptError]:
+    """The errors world.lua recorded for single instances in one batch, typed."""
+    found: list[ScriptError] = []
+    for index in range(1, len(failures) + 1):
+        item = failures[index]
+        kind = item[b"kind"]
+        entity = item[b"entity"]
+        callback = text(item[b"callback"])
+        message = text(item[b"message"])
+        first_line, _, traceback = message.partition("\n")
+        if kind in (b"memory", b"recursion"):
+            limit = text(kind)
+            found.append(ResourceLimitExceeded(
+                f"{name}: {limit} limit exceeded in {callback} ({first_line})",
+                limit_type=limit,  # type: ignore[arg-type]
+                script=name, entity=entity, callback=callback,
+                traceback=traceback or None,
+            ))
+        else:
+            found.append(ScriptRuntimeError(
+                first_line, script=name, line=error_line(first_line),
+                traceback=traceback or None, entity=entity, callback=callback,
+            ))
+    return found
