@@ -212,16 +212,24 @@ local function gmatch_cost(P, n, _, R)
   return (n + 2) * (F + 16) + T + 64 + 32 * (P.level + 1) + (P.level + 1) * (n + 1) + 400
 end
 
--- Largest subject length whose cost fits the budget (-1: none); costs grow with n.
-local function limit(f, P, r)
-  if f(P, 0, r) > BUDGET then return -1 end
-  local lo, hi = 0, 1
-  while hi < 2 ^ 40 and f(P, hi, r) <= BUDGET do lo, hi = hi, hi * 2 end
-  while hi - lo > 1 do
-    local mid = floor((lo + hi) / 2)
-    if f(P, mid, r) <= BUDGET then lo = mid else hi = mid end
-  end
-  return lo
+-- Whether the static bound admits a subject of length n (costs grow with n). Each pattern
+-- remembers the longest length admitted (flim, glim) and the shortest refused (fbad, gbad), so a
+-- new pattern costs one evaluation of the model, not a search for its limit.
+local function admits_find(P, n)
+  if n <= P.flim then return true end
+  if n >= P.fbad then return false end
+  if find_cost(P, n) <= BUDGET then P.flim = n return true end
+  P.fbad = n
+  return false
+end
+
+local function admits_g(P, n)
+  if n <= P.glim then return true end
+  if n >= P.gbad then return false end
+  local cost = P.gmatch and gmatch_cost(P, n) or gsub_cost(P, n, 64)
+  if cost <= BUDGET then P.glim = n return true end
+  P.gbad = n
+  return false
 end
 
 -- Subject-aware bound, for calls that fail the static one (n > flim or glim). For a cap R on
@@ -444,8 +452,9 @@ local function compile(p, anchored, gm)
   P.nospecials = c_find(p, SPECIALS) == nil
   local fast = not has_err and not P.unf and nrec + 1 <= MAXCCALLS
   P.fast = fast
-  P.flim = fast and limit(find_cost, P) or -1
-  P.glim = fast and (gm and limit(gmatch_cost, P) or limit(gsub_cost, P, 64)) or -1
+  P.flim, P.glim, P.gmatch = -1, -1, gm
+  P.fbad = fast and 1 / 0 or -1
+  P.gbad = P.fbad
   return P
 end
 
@@ -474,4 +483,5 @@ return {_patterns = {
   BUDGET = BUDGET, NS_PER_STEP = NS_PER_STEP, any_tab = any_tab,
   cache_a = cache_a, cache_g = cache_g, get_pattern = get_pattern,
   find_cost = find_cost, gsub_cost = gsub_cost, gmatch_cost = gmatch_cost, fits = fits,
+  admits_find = admits_find, admits_g = admits_g,
 }}

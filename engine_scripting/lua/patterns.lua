@@ -23,6 +23,7 @@ local SINGLE, STAR, PLUS, MIN, OPT, OPEN, CLOSE, END, DOLLAR, BAL, FRONT, BREF =
 local MAXCCALLS, CAP_POS, CACHE_MAX, BUDGET, NS_PER_STEP =
   PC.MAXCCALLS, PC.CAP_POS, PC.CACHE_MAX, PC.BUDGET, PC.NS_PER_STEP
 local any_tab, cache_a, cache_g, get_pattern = PC.any_tab, PC.cache_a, PC.cache_g, PC.get_pattern
+local admits_find, admits_g = PC.admits_find, PC.admits_g
 local find_cost, gsub_cost, gmatch_cost, fits = PC.find_cost, PC.gsub_cost, PC.gmatch_cost,
   PC.fits
 local MEMO_CAP = 1000000   -- memo entries per match session (bounds its memory)
@@ -275,7 +276,7 @@ M["string.find"] = function(...)
     if (n + 1) * (#p + 1) + 200 <= BUDGET then return c_find(s, p, init, true) end
   else
     local P = cache_a[p] or get_pattern(p, false)
-    if n <= P.flim or fits(P, s, n) then return c_find(s, p, init) end
+    if n <= P.flim or admits_find(P, n) or fits(P, s, n) then return c_find(s, p, init) end
     init = posrelat(init or 1, n)
     if init > n + 1 then return nil end
     if not P.nospecials then return find_lua(P, s, init, true) end
@@ -291,7 +292,7 @@ M["string.match"] = function(...)
   if init ~= nil then init = checkinteger(1, 3, init, true) end
   local n = #s
   local P = cache_a[p] or get_pattern(p, false)
-  if n <= P.flim or fits(P, s, n) then return c_match(s, p, init) end
+  if n <= P.flim or admits_find(P, n) or fits(P, s, n) then return c_match(s, p, init) end
   init = posrelat(init or 1, n)
   if init > n + 1 then return nil end
   return find_lua(P, s, init, false)
@@ -303,7 +304,7 @@ M["string.gmatch"] = function(...)
   if init ~= nil then init = checkinteger(1, 3, init, true) end
   local n = #s
   local P = cache_g[p] or get_pattern(p, true)
-  if n <= P.glim or fits(P, s, n, "g") then return c_gmatch(s, p, init) end
+  if n <= P.glim or admits_g(P, n) or fits(P, s, n, "g") then return c_gmatch(s, p, init) end
   local src = posrelat(init or 1, n)
   if src > n + 1 then src = n + 2 end
   local lastmatch
@@ -458,7 +459,7 @@ M["string.gsub"] = function(...)
   end
   local P = cache_a[p] or get_pattern(p, false)
   local r = tr == "string" and #repl or 64
-  if n <= P.glim and r <= 64 or fits(P, s, n, r) then
+  if r <= 64 and (n <= P.glim or admits_g(P, n)) or fits(P, s, n, r) then
     if tr == "string" then
       local R = repl_parts(repl)
       if not R.err and R.maxd <= m_max(P.level, 1) then return c_gsub(s, p, repl, max_s) end
@@ -478,8 +479,8 @@ M._fast = function(fname, s, p)
   p = type(p) == "number" and tostring(p) or p
   local n = #s
   local P = get_pattern(p, fname == "gmatch")
-  if fname == "find" or fname == "match" then return n <= P.flim or fits(P, s, n) end
-  return n <= P.glim or fits(P, s, n, fname == "gmatch" and "g" or 64)
+  if fname == "find" or fname == "match" then return admits_find(P, n) or fits(P, s, n) end
+  return admits_g(P, n) or fits(P, s, n, fname == "gmatch" and "g" or 64)
 end
 M._bound = function(fname, n, p, r, R)
   local P = get_pattern(p, fname == "gmatch")
