@@ -13,7 +13,7 @@ local byte, sub = kit.string.byte, kit.string.sub
 local c_find, c_match, c_gmatch, c_gsub = kit.string.find, kit.string.match, kit.string.gmatch,
   kit.string.gsub
 local concat, unpack = kit.table.concat, kit.table.unpack
-local floor, m_max = kit.math.floor, kit.math.max
+local floor, m_max, m_type = kit.math.floor, kit.math.max, kit.math.type
 local checkstring, checkinteger = argcheck.checkstring, argcheck.checkinteger
 
 local PC = shared._patterns
@@ -270,7 +270,7 @@ end
 M["string.find"] = function(...)
   local s, p, init, plain = ...
   if type(s) ~= "string" or type(p) ~= "string" then s, p = check_sp(...) end
-  if init ~= nil then init = checkinteger(1, 3, init, true) end
+  if init ~= nil and m_type(init) ~= "integer" then init = checkinteger(1, 3, init, true) end
   local n = #s
   if plain then
     if (n + 1) * (#p + 1) + 200 <= BUDGET then return c_find(s, p, init, true) end
@@ -289,7 +289,7 @@ end
 M["string.match"] = function(...)
   local s, p, init = ...
   if type(s) ~= "string" or type(p) ~= "string" then s, p = check_sp(...) end
-  if init ~= nil then init = checkinteger(1, 3, init, true) end
+  if init ~= nil and m_type(init) ~= "integer" then init = checkinteger(1, 3, init, true) end
   local n = #s
   local P = cache_a[p] or get_pattern(p, false)
   if n <= P.flim or admits_find(P, n) or fits(P, s, n) then return c_match(s, p, init) end
@@ -301,7 +301,7 @@ end
 M["string.gmatch"] = function(...)
   local s, p, init = ...
   if type(s) ~= "string" or type(p) ~= "string" then s, p = check_sp(...) end
-  if init ~= nil then init = checkinteger(1, 3, init, true) end
+  if init ~= nil and m_type(init) ~= "integer" then init = checkinteger(1, 3, init, true) end
   local n = #s
   local P = cache_g[p] or get_pattern(p, true)
   if n <= P.glim or admits_g(P, n) or fits(P, s, n, "g") then return c_gmatch(s, p, init) end
@@ -452,7 +452,8 @@ M["string.gsub"] = function(...)
   if type(s) ~= "string" or type(p) ~= "string" then s, p = check_sp(...) end
   local n = #s
   local tr = type(repl)
-  if max_s == nil then max_s = n + 1 else max_s = checkinteger(1, 4, max_s, true) end
+  if max_s == nil then max_s = n + 1
+  elseif m_type(max_s) ~= "integer" then max_s = checkinteger(1, 4, max_s, true) end
   if tr == "number" then repl, tr = tostring(repl), "string"
   elseif tr ~= "string" and tr ~= "table" and tr ~= "function" then
     argcheck.typeerror(1, 3, "string/function/table", repl, select("#", ...) >= 3)
