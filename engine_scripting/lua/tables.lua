@@ -35,9 +35,12 @@ local UNPACK_MAX, CONCAT_MAX = BUDGET / UNPACK_NS, BUDGET / CONCAT_NS
 local INT_MAX = 2147483647
 local STACK_MAX = 1000000      -- LUAI_MAXSTACK: unpack can never return this many values
 local RANLIMIT = 100
+local RND_NS = 2500            -- l_randomizePivot's clock() and time(), 1 us measured, per 2 elements
+local NEG_INF = -M.huge
 local CONCAT_CHUNK = 1024      -- values joined per C call on the Lua path
 local LONG_STRINGS = 4096      -- compare longer string pairs piecewise (strcoll cost per NUL)
 local PIECE = 65536
+local STR_LT_MAX = CMP_STR_NS + LONG_STRINGS // 2 * CMP_BYTE_NS   -- sort_lt's `<` is short
 
 ------------------------------------------------------------------------------------------------
 -- Running Lua-path loops like C runs them
@@ -115,10 +118,6 @@ local function getn(t)
   return n
 end
 
-local function plain(t)
-  return type(t) == "table" and d_getmetatable(t) == nil
-end
-
 ------------------------------------------------------------------------------------------------
 -- insert, remove, move
 ------------------------------------------------------------------------------------------------
@@ -131,14 +130,16 @@ local function shift_up(t, e, pos, v)
   t[pos] = v
 end
 
+-- Fast paths: a table without a metatable (so #t is its raw border and no metamethod runs),
+-- arguments C can neither reject nor loop long on; C's cost to append is O(log #t).
 local function insert(...)
-  local t, pos = ...
+  local t, pos, v = ...
   local nargs = select("#", ...)
   if FAST and type(t) == "table" and d_getmetatable(t) == nil then
-    if nargs == 2 then return t_insert(...) end
+    if nargs == 2 then return t_insert(t, pos) end
     if nargs == 3 and m_type(pos) == "integer" then
-      local e = rawlen(t) + 1
-      if pos >= 1 and pos <= e and e - pos < SHIFT_MAX then return t_insert(...) end
+      local e = #t + 1
+      if pos >= 1 and pos <= e and e - pos < SHIFT_MAX then return t_insert(t, pos, v) end
     end
   end
   checktab(1, t, nargs >= 1, true, true, true)
@@ -167,11 +168,11 @@ end
 local function remove(...)
   local t, pos = ...
   if FAST and type(t) == "table" and d_getmetatable(t) == nil then
-    if pos == nil then return t_remove(...) end
+    if pos == nil then return t_remove(t) end
     if m_type(pos) == "integer" then
-      local size = rawlen(t)
+      local size = #t
       if (pos == size or (pos >= 1 and pos <= size + 1)) and size - pos < SHIFT_MAX then
-        return t_remove(...)
+        return t_remove(t, pos)
       end
     end
   end
@@ -193,10 +194,12 @@ end
 
 local function move(...)
   local a1, f, e, t, a2 = ...
-  if FAST and m_type(f) == "integer" and m_type(e) == "integer" and m_type(t) == "integer"
-     and plain(a1) and (a2 == nil or plain(a2)) then
+  -- `x == 1` (1 or 1.0, which C takes as 1) spares a math.type call
+  if FAST and (f == 1 or m_type(f) == "integer") and m_type(e) == "integer"
+     and (t == 1 or m_type(t) == "integer") and type(a1) == "table" and d_getmetatable(a1) == nil
+     and (a2 == nil or type(a2) == "table" and d_getmetatable(a2) == nil) then
     local d = e - f
-    if e < f or (d >= 0 and d < MOVE_MAX and t <= maxinteger - d) then return t_move(...) end
+    if e < f or (d >= 0 and d < MOVE_MAX and t <= maxinteger - d) then return t_move(a1, f, e, t, a2) end
   end
   local nargs = select("#", ...)
   f = checkinteger(1, 2, f, nargs >= 2)
@@ -243,12 +246,15 @@ end
 local function concat(...)
   local t, sep, i, j = ...
   if FAST and type(t) == "table" and d_getmetatable(t) == nil and (sep == nil or type(sep) == "string") then
-    local first = i == nil and 1 or (m_type(i) == "integer" and i)
-    local last = j == nil and rawlen(t) or (m_type(j) == "integer" and j)
-    if first and last and last - first < CONCAT_MAX then
-      local ok, r = pcall(via, t_concat, ...)
+    local first = (i == nil or i == 1) and 1 or (m_type(i) == "integer" and i)
+    local last = j == nil and #t or (m_type(j) == "integer" and j)
+    if first and last and (last < first or last - first >= 0 and last - first < CONCAT_MAX) then
+      -- C's only possible error here is a value that is not a string or number; called from
+      -- pcall, C puts no position on it, so it gets the caller's, as luaL_where(L, 1) in C.
+      local ok, r = pcall(t_concat, t, sep, i, j)
       if ok then return r end
-      reraise(r)
+      if type(r) == "string" and s_find(r, "^invalid value %(") then error(r, 2) end
+      error(r, 0)
     end
   end
   checktab(1, t, select("#", ...) >= 1, true, false, true)
@@ -267,17 +273,17 @@ local function read_range(t, i, n)
   return copy
 end
 
-local function unpack(...)
-  local t, i, j = ...
+-- C's unpack reads no argument count: unpack() fails as unpack(nil) does.
+local function unpack(t, i, j)
   if FAST and type(t) == "table" and d_getmetatable(t) == nil then
-    local first = i == nil and 1 or (m_type(i) == "integer" and i)
-    local last = j == nil and rawlen(t) or (m_type(j) == "integer" and j)
+    local first = (i == nil or i == 1) and 1 or (m_type(i) == "integer" and i)
+    local last = j == nil and #t or (m_type(j) == "integer" and j)
     if first and last then
       if first > last then return end
       local d = last - first
       if d >= 0 and d < UNPACK_MAX then
-        if d < 200 then return t_unpack(...) end   -- the stack has room
-        return results(pcall(via, t_unpack, ...))
+        if d < 200 then return t_unpack(t, first, last) end   -- the stack has room
+        return results(pcall(via, t_unpack, t, first, last))
       end
     end
   end
@@ -412,9 +418,21 @@ local function auxsort(t, lo, up, rnd, lt, fin)
   end
 end
 
--- Worst case of C's quicksort: n(n+7)/2 comparisons (a partition of m elements makes at most
--- m + 3; the pivots can all be extremes).
-local function sort_cost(n, cmp_ns) return n * (n + 7.0) * 0.5 * cmp_ns end
+-- Worst case of C's auxsort on n elements: a partition of m elements makes at most m + 4
+-- comparisons and leaves at least one element on each side, so at most (n^2 + 12n)/4 + 4 in all
+-- (scratch/tables2/dp.py); and at most one re-randomization (clock() and time()) per level.
+local function sort_cost(n, cmp_ns) return ((n * n + 12.0 * n) * 0.25 + 4) * cmp_ns + n * RND_NS end
+
+-- CMP_NUM_NS when t[1..n] are all numbers and none is NaN, else nil; raises on values that are
+-- neither numbers nor numeric strings (a `for` takes no metamethod), which pcall turns into nil.
+local function number_cost(t, n)
+  for k = 1, n do
+    local v = t[k]
+    for _ = v, NEG_INF do end
+    if v + 0 ~= v then return nil end   -- a numeric string, or NaN
+  end
+  return CMP_NUM_NS
+end
 
 -- ns per comparison of `<` over t[1..n] when all are numbers or all strings, else nil.
 local function cmp_ns(t, n)
@@ -437,13 +455,16 @@ end
 
 -- For plain tables sorted with `<`: C sorts a copy of each range that is provably cheap; its
 -- auxsort over 1..m picks the same pivots as over lo..up.
+local function c_sort_range(t, lo, up)
+  local copy = {t_unpack(t, lo, up)}
+  t_sort(copy)
+  t_move(copy, 1, up - lo + 1, lo, t)
+end
+
 local function finisher(per)
   return function(t, lo, up)
-    local m = up - lo + 1
-    if sort_cost(m, per) >= BUDGET then return false end
-    local copy = t_move(t, lo, up, 1, {})
-    t_sort(copy)
-    t_move(copy, 1, m, lo, t)
+    if sort_cost(up - lo + 1, per) >= BUDGET then return false end
+    c_sort_range(t, lo, up)
     return true
   end
 end
@@ -455,6 +476,61 @@ local function c_comparator(cmp)
     local ok, r = pcall(cmp, a, b)
     if ok then return r end
     error(r, 0)
+  end
+end
+
+-- auxsort for NaN-free numbers or strings under LONG_STRINGS / 2 bytes, with `<` inline, and
+-- ranges whose C cost is provably small sorted by C on a copy.
+local function sort_lt(t, lo, up, rnd, per)
+  while lo < up do
+    local m = up - lo + 1
+    if sort_cost(m, per) < BUDGET then return c_sort_range(t, lo, up) end
+    local a, b = t[lo], t[up]
+    if b < a then t[lo] = b; t[up] = a end
+    if m == 2 then return end
+    local p
+    if m <= RANLIMIT or rnd == 0 then
+      p = (lo + up) // 2
+    else
+      local r4 = (up - lo) // 4
+      p = rnd % (r4 * 2) + (lo + r4)
+    end
+    a, b = t[p], t[lo]
+    if a < b then
+      t[p] = b; t[lo] = a
+    else
+      b = t[up]
+      if b < a then t[p] = b; t[up] = a end
+    end
+    if m == 3 then return end
+    local pivot = t[p]
+    t[p] = t[up - 1]; t[up - 1] = pivot
+    local i, j = lo, up - 1
+    while true do
+      i = i + 1; a = t[i]
+      while a < pivot do
+        if i == up - 1 then lerror(INVALID) end
+        i = i + 1; a = t[i]
+      end
+      j = j - 1; b = t[j]
+      while pivot < b do
+        if j < i then lerror(INVALID) end
+        j = j - 1; b = t[j]
+      end
+      if j < i then t[up - 1] = a; t[i] = pivot; break end
+      t[i] = b; t[j] = a
+    end
+    local n
+    if i - lo < up - i then
+      sort_lt(t, lo, i - 1, rnd, per)
+      n = i - lo
+      lo = i + 1
+    else
+      sort_lt(t, i + 1, up, rnd, per)
+      n = up - i
+      up = i - 1
+    end
+    if lo < up and (up - lo) // 128 > n then rnd = m_random(1, INT_MAX) end
   end
 end
 
@@ -470,8 +546,17 @@ local function sort(...)
     local n = rawlen(t)
     if n < 2 then return end
     if cmp == nil then
-      local per = cmp_ns(t, n)
-      if per and sort_cost(n, per) < BUDGET then return results(pcall(via, t_sort, ...)) end
+      local ok, per = pcall(number_cost, t, n)
+      local total = ok and per   -- NaN-free numbers, or strings: C cannot raise on them
+      if not total then
+        per = cmp_ns(t, n)
+        total = per and type(t[1]) == "string"
+      end
+      if per and sort_cost(n, per) < BUDGET then
+        if total then return t_sort(t) end
+        return results(pcall(via, t_sort, ...))
+      end
+      if total and per <= STR_LT_MAX then run(sort_lt, t, 1, n, 0, per) return end
     elseif type(cmp) == "function" and n < INT_MAX and getinfo(cmp, "S").what ~= "C" then
       return results(pcall(via, t_sort, ...))   -- the hook reaches into every comparison
     end
@@ -481,7 +566,8 @@ local function sort(...)
   if n > 1 then
     if n >= INT_MAX then argerror(1, 1, "array too big") end
     if cmp ~= nil and type(cmp) ~= "function" then typeerror(1, 2, "function", cmp, true) end
-    local per = FAST and cmp == nil and plain(t) and cmp_ns(t, n) or nil
+    local per = FAST and cmp == nil and type(t) == "table" and d_getmetatable(t) == nil
+      and cmp_ns(t, n) or nil
     run(sort_lua, t, n, cmp, per)
   end
 end
@@ -494,7 +580,7 @@ local function rep(...)
   if FAST and type(s) == "string" and m_type(n) == "integer"
      and (sep == nil or type(sep) == "string") then
     local l = #s + (sep and #sep or 0)
-    if l > 0 and (n <= 0 or l <= INT_MAX // n) then return s_rep(...) end
+    if l > 0 and (n <= 0 or l <= INT_MAX // n) then return s_rep(s, n, sep) end
   end
   local nargs = select("#", ...)
   s = checkstring(1, 1, s, nargs >= 1)
