@@ -280,14 +280,7 @@ class ScriptContext:
     def _abandoned(self, worker: Worker) -> tuple[object, ...]:
         """On the calling thread, once ``worker`` was given up on: every context with a call
         open on it is dead."""
-        abandon_open_calls(worker)
-        self._dead = True
-        _log.warning("script.call_abandoned", script=self.name)
-        raise CallAbandoned(
-            f"{self.name}: time limit exceeded inside a C function that no hook can interrupt;"
-            " the call was abandoned and the context is dead",
-            limit_type="time", script=self.name,
-        )
+        raise abandon_open_calls(worker, self)
 
     def _run_here(self, function: Any, args: tuple[object, ...], push_free: bool,
                   convert: bool = False, limited: bool = True) -> tuple[object, ...]:
@@ -362,9 +355,18 @@ class ScriptContext:
         return result if isinstance(result, tuple) else (result,)
 
 
-def abandon_open_calls(worker: Worker) -> None:
-    """Mark dead every context with a call open on the abandoned ``worker``."""
-    for context in worker.open_calls:
-        if isinstance(context, ScriptContext):
-            context._dead = True
+def abandon_open_calls(worker: Worker, context: ScriptContext | None = None) -> CallAbandoned:
+    """Mark dead every context with a call open on the abandoned ``worker`` (and ``context``,
+    whose call was waited for); return the error that says so, named after the outermost."""
+    open_calls = [c for c in worker.open_calls if isinstance(c, ScriptContext)]
+    for dead in (*open_calls, *([context] if context is not None else [])):
+        dead._dead = True
+    name = context.name if context is not None else (
+        open_calls[0].name if open_calls else "script")
+    _log.warning("script.call_abandoned", script=name)
+    return CallAbandoned(
+        f"{name}: time limit exceeded inside a C function that no hook can interrupt; the call"
+        " was abandoned and the context is dead",
+        limit_type="time", script=name,
+    )
 

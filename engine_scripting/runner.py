@@ -142,7 +142,6 @@ class Runner:
     def __init__(self, name: str = "engine-scripting-runner") -> None:
         self._name = name
         self._worker: Worker | None = None
-        self._closed = False
 
     def current(self) -> Worker | None:
         """The worker the calling thread is, or None when it is not one of this runner's."""
@@ -215,7 +214,6 @@ class Runner:
 
     def close(self) -> None:
         """End the idle worker thread. An abandoned one ends by itself when its call returns."""
-        self._closed = True
         worker, self._worker = self._worker, None
         if worker is not None:
             worker.stop()

@@ -35,7 +35,6 @@ from engine_scripting.components import (
 )
 from engine_scripting.context import abandon_open_calls
 from engine_scripting.errors import (
-    CallAbandoned,
     ScriptError,
     ScriptRuntimeError,
 )
@@ -269,12 +268,7 @@ class ScriptSystem(esper.Processor):
     def _abandoned(self, record: ManagedScript, worker: Worker) -> None:
         """On the host's thread: the worker running ``record``'s tick was abandoned, stuck in a
         C function. Its context is dead; the script is disabled and forgotten here."""
-        abandon_open_calls(worker)
-        error = CallAbandoned(
-            f"{record.name}: time limit exceeded inside a C function that no hook can"
-            " interrupt; the call was abandoned and the script's Lua state is dead",
-            limit_type="time", script=record.name,
-        )
+        error = abandon_open_calls(worker, record.context)
         self._report(record, [error])
         self.manager.record_tick(record, [error], 0)
         self._forget(record.name)
