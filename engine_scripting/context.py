@@ -14,6 +14,7 @@ from typing import Any
 import lupa.lua54 as lua54
 import structlog
 
+from engine_scripting.boundary import HostBoundary
 from engine_scripting.convert import to_lua
 from engine_scripting.errors import (
     CallAbandoned,
@@ -25,7 +26,7 @@ from engine_scripting.errors import (
 )
 from engine_scripting.hooks import PUSH_FREE, ContextHooks, text
 from engine_scripting.limits import ScriptResourceLimits
-from engine_scripting.native import LuaNative
+from engine_scripting.native import Collector, LuaNative
 from engine_scripting.outcome import Outcomes, Result
 from engine_scripting.runner import Abandoned, Runner, Worker
 from engine_scripting.watchdog import CallWatch, Watchdog
@@ -51,6 +52,7 @@ class ScriptContext:
         runtime: Any,
         control: Any,
         hooks: ContextHooks,
+        boundary: HostBoundary,
         limits: ScriptResourceLimits | None,
         watchdog: Watchdog | None,
         native: LuaNative | None,
@@ -62,6 +64,8 @@ class ScriptContext:
         self.limits = limits
         self._runtime: Any = runtime
         self._hooks = hooks
+        self._boundary = boundary
+        self._collector: Collector | None = None
         self._execute: Any = control[b"execute"]
         self._call: Any = control[b"call"]
         self._after_stop: Any = control[b"after_stop"]
@@ -100,6 +104,12 @@ class ScriptContext:
                 budget_s=limits.max_execution_time_s,
                 deep_slots=2 * limits.max_recursion_depth + 64,
             )
+            if native is not None:
+                # collector steps run only while script code runs (see boundary.py)
+                self._collector = native.collector(self._watch.main_state)
+                self._collector.pause()
+                boundary.connect(self._collector, native, self._watch, runtime.get_memory_used,
+                                 self._collect)
         # a result may hold one string many times; Python gets a copy of each
         self._outcomes = Outcomes(
             name, control[b"outcome"],
@@ -134,10 +144,11 @@ class ScriptContext:
         context refuses every call from then on, and only ``close`` is left to do."""
         return self._dead
 
-    def gated(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        """``function`` as a host callback for Lua: it runs only while the call that reached it
-        is alive, and returns None without running once that call was abandoned."""
-        return function if self._runner is None else self._runner.gated(function)
+    def gated(self, function: Callable[..., Any], refused: object = None) -> Callable[..., Any]:
+        """``function`` as a host function for this context's Lua code (see boundary.py): it
+        runs only while the call that reached it is alive, never lets an exception into Lua,
+        and returns ``refused`` when it cannot run or its result does not fit in memory."""
+        return self._boundary.wrap(function, refused)
 
     def execute(self, source: str | bytes, chunk_name: str | None = None) -> Result:
         """Compile and run a chunk of Lua text in the sandbox; return its value(s) as plain data.
@@ -224,7 +235,7 @@ class ScriptContext:
         no script code runs (finalizers are off), but a script can make a collection slow
         (weak tables), so it is watched like a call and abandoned past twice the budget."""
         self._check_open()
-        result = self._run(self._invoke, (self._collect,), True)
+        result = self._run(self._invoke, (self._collect, True), True)
         if result[0] is not True:
             self._outcomes.values(result)
 
@@ -298,6 +309,8 @@ class ScriptContext:
         stopped = False
         limit = self._memory_limit if limited else None
         runtime = self._runtime
+        collector = self._collector
+        boundary = self._boundary
         try:
             watchdog = self._watchdog
             worker = self._runner.current() if self._runner is not None else None
@@ -312,17 +325,24 @@ class ScriptContext:
                 if convert:
                     args = tuple(to_lua(runtime, arg) for arg in args)
                     push_free = PUSH_FREE.issuperset(map(type, args))
+                if not push_free and (limit is not None or collector is not None):
+                    # strings and other values that allocate when pushed travel in one table,
+                    # made while no limit is in force and no collector step can run
+                    packed = runtime.table_from(list(args))
+                    function, args = self._apply, (function, packed, len(args))
                 if limit is not None:
-                    if not push_free:
-                        # strings and other values that allocate when pushed travel in one
-                        # table, made while no limit is in force
-                        packed = runtime.table_from(list(args))
-                        function, args = self._apply, (function, packed, len(args))
                     runtime.set_max_memory(limit)
+                    boundary.memory_limit = limit
+                if collector is not None:
+                    collector.resume()
                 result = function(*args)
             except lua54.LuaError as error:
                 failure, out_of_memory = str(error), isinstance(error, lua54.LuaMemoryError)
             finally:
+                if collector is not None:
+                    collector.pause()
+                    boundary.settle()
+                boundary.memory_limit = None
                 if watch is not None and watchdog is not None:
                     stopped = watchdog.end(watch)
                 if worker is not None:
@@ -337,6 +357,12 @@ class ScriptContext:
                 reason = self._after_stop()
         finally:
             self._busy = False
+        interrupt, boundary.interrupt = boundary.interrupt, None
+        if interrupt is not None:
+            raise interrupt  # a KeyboardInterrupt or SystemExit in a host function
+        if boundary.out_of_memory:
+            boundary.out_of_memory = False
+            raise self._outcomes.memory_error()
         if hooks.violations:
             kind, message, entity = hooks.violations[0]
             error_class = PermissionDenied if kind == "permission" else SecurityViolation

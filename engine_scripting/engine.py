@@ -11,6 +11,7 @@ from importlib.resources import files
 import lupa.lua54 as lua54
 import structlog
 
+from engine_scripting.boundary import HostBoundary
 from engine_scripting.context import ScriptContext
 from engine_scripting.errors import ResourceLimitExceeded, ScriptError
 from engine_scripting.hooks import ContextHooks
@@ -84,7 +85,8 @@ class ScriptEngine:
         """
         if not isinstance(name, str) or not name:
             raise ScriptError("a context needs a non-empty name")
-        hooks = ContextHooks(self._output_maxlen, on_print, self._runner)
+        boundary = HostBoundary(self._runner)
+        hooks = ContextHooks(self._output_maxlen, on_print, boundary)
         effective = None if self.trusted else (limits if limits is not None else self.limits)
         options: dict[str, object] = {
             "encoding": None, "register_eval": False, "register_builtins": False,
@@ -100,7 +102,7 @@ class ScriptEngine:
         try:
             loader = runtime.globals()[b"load"]
             setup = loader(self._setup_chunk, b"=sandbox", b"b")
-            control = setup(hooks.print_sink, hooks.report_violation, depth, c_call_ns,
+            control = setup(hooks.lua_print, hooks.lua_report, depth, c_call_ns,
                             PRINT_LINE_LIMIT, self.trusted, MAX_SOURCE_BYTES, *self._module_chunks)
             collect = control[b"collect"]  # no script object exists yet: cheap, and unwatched
             del setup, loader
@@ -109,9 +111,9 @@ class ScriptEngine:
                 f"{name}: memory limit too small to create a context", limit_type="memory",
                 script=name,
             ) from error
-        context = ScriptContext(name, runtime, control, hooks, effective, self._watchdog,
-                                self._native, self._runner)
-        collect()  # the set-up chunk is garbage now: a context starts small
+        context = ScriptContext(name, runtime, control, hooks, boundary, effective,
+                                self._watchdog, self._native, self._runner)
+        collect(True)  # the set-up chunk is garbage now: a context starts small
         return context
 
     @property

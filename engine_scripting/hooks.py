@@ -1,8 +1,8 @@
 """What the Lua side of a context may call in Python, and small helpers for Lua's values.
 
 Provides ``ContextHooks`` (printed lines and violation reports), ``PUSH_FREE`` (argument types
-lupa pushes without allocating), ``text`` and ``error_line``. Uses ``runner.Runner`` to gate
-its callbacks.
+lupa pushes without allocating), ``text`` and ``error_line``. Its callbacks go through the
+context's ``boundary.HostBoundary``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 import lupa.lua54 as lua54
 import structlog
 
-from engine_scripting.runner import Runner
+from engine_scripting.boundary import HostBoundary
 
 _log = structlog.get_logger(__name__)
 
@@ -35,16 +35,16 @@ class ContextHooks:
     """What the Lua side may call in Python: print output and violation reports.
 
     It holds no reference to the runtime, so a closed context is freed by reference counting.
-    Its callbacks run only while the call that reached them is alive (see ``Runner.gated``).
+    Lua gets ``lua_print`` and ``lua_report``: the methods behind the context's boundary.
     """
 
     def __init__(self, output_maxlen: int, on_print: Callable[[str], None] | None,
-                 runner: Runner | None = None) -> None:
+                 boundary: HostBoundary) -> None:
         self.output: deque[str] = deque(maxlen=output_maxlen)
         self.violations: list[tuple[str, str, int | None]] = []
         self._on_print = on_print
-        if runner is not None:
-            self.print_sink = runner.gated(self.print_sink)  # type: ignore[method-assign]
+        self.lua_print = boundary.wrap(self.print_sink)
+        self.lua_report = boundary.wrap(self.report_violation)
 
     def print_sink(self, line: bytes) -> None:
         text = line.decode("utf-8", "replace") if isinstance(line, bytes) else str(line)

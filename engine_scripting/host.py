@@ -45,6 +45,12 @@ def _checked(kind: FieldKind, value: object) -> object:
     return value.decode("utf-8")
 
 
+# What each host function gives Lua when it cannot run (see ScriptContext.gated): values lupa
+# pushes without allocating, in ``WorldBindings.functions`` order
+REFUSED = (HOST_FAILURE, HOST_FAILURE, HOST_FAILURE, None, HOST_FAILURE, HOST_FAILURE, None,
+           MISSING)
+
+
 class WorldBindings:
     """The host functions world.lua calls for one script (its name fixes who is asking)."""
 

@@ -36,6 +36,19 @@ _STATE_GLOBAL_OFFSET = 24
 _GLOBAL_SCAN_BYTES = 4096
 _POINTER_SIZE = 8
 _TM_GC = 2
+# global_State: totalbytes and GCdebt (their sum is what the state has allocated), the string
+# table's `int nuse, size`; gcstopem and gcstp are found by probing (see _probe_collector)
+_GLOBAL_TOTALBYTES_OFFSET = 16
+_GLOBAL_DEBT_OFFSET = 24
+_GLOBAL_STRT_SIZE_OFFSET = 60
+# collectgarbage("generational", 17, 76) then ("incremental", 196, 116, 11) leave these bytes
+# from gcstopem to gcstepsize: gcstopem, genminormul, genmajormul/4, gcstp, gcemergency,
+# gcpause/4, gcstepmul/4, gcstepsize
+_GC_PROBE_BYTES = bytes([0, 17, 19, 0, 0, 49, 29, 11])
+_GC_STOP_FROM_PROBE = 3
+# a bit of gcstp that Lua itself never sets (it uses 1, 2 and 4): set, it keeps the collector
+# from running steps, as collectgarbage("stop") does, without touching the script's own setting
+HOST_PAUSE = 0x08
 
 
 class NativeLayoutError(RuntimeError):
@@ -65,6 +78,45 @@ class FinalizerSwitch:
         ctypes.c_void_p.from_address(self._slot).value = self._original
 
 
+class Collector:
+    """The collector fields of one Lua state, for keeping collector steps out of the host.
+
+    A step of Lua's collector runs in whatever thread allocates when the debt is positive, and
+    while lupa converts values that thread holds Python's GIL: a step a script made slow (weak
+    tables) would then hold every Python thread, the watchdog's included. ``pause`` stops steps
+    while the host works in the state; ``defer`` moves the next step past what the host is about
+    to allocate, without changing how much the state counts as allocated.
+    """
+
+    def __init__(self, global_state: int, stop_offset: int) -> None:
+        self._stop = ctypes.c_ubyte.from_address(global_state + stop_offset)
+        self._total = ctypes.c_longlong.from_address(global_state + _GLOBAL_TOTALBYTES_OFFSET)
+        self._debt = ctypes.c_longlong.from_address(global_state + _GLOBAL_DEBT_OFFSET)
+        self._strings = ctypes.c_int.from_address(global_state + _GLOBAL_STRT_SIZE_OFFSET)
+
+    def pause(self) -> None:
+        """No collector step runs until ``resume`` (full collections still do)."""
+        self._stop.value |= HOST_PAUSE
+
+    def resume(self) -> None:
+        """Steps run again, as the script's own collectgarbage("stop"/"restart") left them."""
+        self._stop.value &= ~HOST_PAUSE
+
+    def defer(self, nbytes: int) -> None:
+        """The next step waits for ``nbytes`` more of allocation (luaE_setdebt's bookkeeping:
+        totalbytes + GCdebt stays the state's allocated total)."""
+        self._debt.value -= nbytes
+        self._total.value += nbytes
+
+    def due(self) -> bool:
+        """True when the next allocation that checks the debt runs a step."""
+        return self._debt.value > 0
+
+    def string_table_bytes(self) -> int:
+        """What resizing the state's string table would allocate now."""
+        return 2 * _POINTER_SIZE * max(self._strings.value, 0)
+
+
 class LuaNative:
     """Hook arming and state inspection for lupa's Lua 5.4 states.
 
@@ -83,6 +135,44 @@ class LuaNative:
         self._gethook = gethook
         self.hook_function = self._find_hook_function()
         self.stack_sampling = self._probe_layouts()
+        self._collector_stop_offset = self._probe_collector()
+
+    def collector(self, state: int) -> Collector:
+        """The collector fields of the state whose main thread is ``state``."""
+        global_state = _read_pointer(state + _STATE_GLOBAL_OFFSET)
+        if not global_state:
+            raise NativeLayoutError("lua_State has no global state where Lua 5.4 keeps it")
+        return Collector(global_state, self._collector_stop_offset)
+
+    @staticmethod
+    def _probe_collector() -> int:
+        """Find gcstp in global_State (Lua 5.4.4 and later), and check that it, the debt and
+        the total hold what Lua says they hold."""
+        runtime = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
+        main = int(runtime.execute("return string.format('%p', coroutine.running())"), 16)
+        global_state = _read_pointer(main + _STATE_GLOBAL_OFFSET)
+        runtime.execute('collectgarbage("generational", 17, 76)'
+                        ' collectgarbage("incremental", 196, 116, 11)')
+        found = ctypes.string_at(global_state, _GLOBAL_SCAN_BYTES).find(_GC_PROBE_BYTES)
+        if found < _GLOBAL_DEBT_OFFSET + 8:
+            raise NativeLayoutError("the collector's settings are not where Lua 5.4 keeps them")
+        stop_offset = found + _GC_STOP_FROM_PROBE
+        collector = Collector(global_state, stop_offset)
+        stop = collector._stop
+        runtime.execute('collectgarbage("stop")')
+        stopped = stop.value
+        collector.pause()
+        paused_running = runtime.eval('collectgarbage("isrunning")')
+        collector.resume()
+        runtime.execute('collectgarbage("restart")')
+        counted = runtime.eval('collectgarbage("count")') * 1024
+        total = collector._total.value + collector._debt.value
+        collector.defer(12345)
+        deferred = collector._total.value + collector._debt.value
+        if (stopped != 1 or stop.value != 0 or paused_running is not False
+                or counted != total or deferred != total):
+            raise NativeLayoutError("gcstp, GCdebt or totalbytes differ from Lua 5.4's")
+        return stop_offset
 
     def _find_hook_function(self) -> int:
         """The C hook that debug.sethook installs; it calls the Lua hook of the thread."""

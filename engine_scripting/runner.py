@@ -150,26 +150,6 @@ class Runner:
             return worker
         return None
 
-    def gated(self, function: Callable[..., Any]) -> Callable[..., Any]:
-        """``function`` as a host callback for Lua: on a worker (of any runner: a context's
-        callbacks run on the worker that runs the context) it runs holding the worker's gate,
-        and returns None without running once the worker was abandoned."""
-        current_thread = threading.current_thread
-
-        def callback(*args: Any) -> Any:
-            worker = worker_of(current_thread())
-            if worker is None:
-                return function(*args)
-            gate = worker.gate
-            if not gate.acquire(blocking=False):
-                return None
-            try:
-                return function(*args)
-            finally:
-                gate.release()
-
-        return callback
-
     def run(self, job: Callable[[], Any], on_abandoned: Callable[[Worker], Any]) -> Any:
         """Run ``job`` on a worker and return its result (inline when already on one).
 

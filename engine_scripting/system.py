@@ -38,7 +38,7 @@ from engine_scripting.errors import (
     ScriptError,
     ScriptRuntimeError,
 )
-from engine_scripting.host import WorldBindings
+from engine_scripting.host import REFUSED, WorldBindings
 from engine_scripting.manager import ManagedScript, ScriptManager
 from engine_scripting.outcome import instance_errors
 from engine_scripting.permissions import Permissions
@@ -290,8 +290,10 @@ class ScriptSystem(esper.Processor):
     def _attach(self, record: ManagedScript) -> None:
         bindings = WorldBindings(self, record.name, self.schemas)
         context = record.context
-        context.invoke(record.api.attach, context.lua_value(self._schema_spec),
-                       *map(context.gated, bindings.functions()), host_memory=True)
+        functions = (context.gated(function, refused)
+                     for function, refused in zip(bindings.functions(), REFUSED, strict=True))
+        context.invoke(record.api.attach, context.lua_value(self._schema_spec), *functions,
+                       host_memory=True)
         self._bindings[record.name] = bindings
         self._attached[record.name] = record
         self._instances[record.name] = set()

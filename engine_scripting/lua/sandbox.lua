@@ -590,7 +590,7 @@ return {
   call = call,
   after_stop = after_stop,
   outcome = outcome,
-  collect = function() collectgarbage("collect") end,
+  collect = function(full) if full then collectgarbage("collect") else local due = {} end end,
   identity = function(...) return ... end,
   slots = s_format("%p", slots),
   slot_capacity = SLOT_CAPACITY,

@@ -491,7 +491,7 @@ function world.spawn(spec)
     if problem == "permission" then
       deny("world.spawn: script '" .. tostring(script) .. "' has grants this script lacks")
     end
-    error("world.spawn: " .. tostring(problem), 2)
+    error("world.spawn: " .. (problem or "failed in the host (the failure is logged)"), 2)
   end
   return entity
 end

@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+from engine_scripting.boundary import HostBoundary
 from engine_scripting.runner import Runner, Worker
 
 # Builds `keys` colliding float keys in a few calls, each within budget; `bomb()` then adds the
@@ -136,7 +137,7 @@ def test_callbacks_of_an_abandoned_worker_refuse() -> None:
     release = threading.Event()
     ran: list[str] = []
     after: list[object] = []
-    gated = runner.gated(lambda: ran.append("callback") or "ran")
+    gated = HostBoundary(runner).wrap(lambda: ran.append("callback") or "ran")
     seen: list[Worker] = []
 
     def job() -> None:
