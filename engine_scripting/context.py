@@ -300,6 +300,7 @@ class ScriptContext:
         self._busy = True
         hooks = self._hooks
         hooks.violations.clear()
+        hooks.more_violations = 0
         watch = self._watch
         # what went wrong, kept without the exception: its traceback would hold this frame,
         # and with it the arguments' Lua tables, until Python's cycle collector ran

@@ -8,6 +8,7 @@ live objects: sandbox.lua's ``export`` has already replaced them with marker str
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import lupa.lua54 as lua54
@@ -101,15 +102,27 @@ _ITEM_BYTES = 16   # what one table entry counts against the cap, beside its str
 
 
 def to_python(value: object, max_bytes: int | None = None) -> PlainData:
-    """Convert a value returned by sandbox.lua's ``export`` into plain Python data.
+    """Convert a plain Lua value (a table holds no functions, cycles or metatables) into plain
+    Python data.
 
     Tables whose keys are exactly 1..n become lists; other tables become dicts. ``max_bytes``
-    caps what the copies may take (strings by their length, table entries at 16 bytes): a Lua
-    table may hold one long string many times, which Python gets as separate copies. Raises
+    caps what the copies may take (strings by their length, table entries at 16 bytes). Raises
     ResultTooLarge past it.
     """
+    return _to_python(value, [max_bytes if max_bytes is not None else -1], ())
+
+
+def exported_to_python(export: Any, strings: Any, max_bytes: int | None) -> list[PlainData]:
+    """The values of an export.lua table (``{n = count, ...}``) as plain Python data, within
+    one ``max_bytes`` budget for all of them. ``strings`` is export.lua's list of long strings:
+    each is copied once, and every place that holds it gets the same Python string."""
     budget = [max_bytes if max_bytes is not None else -1]
-    return _to_python(value, budget)
+    shared: list[PlainData] = []
+    if strings is not None:
+        for index in range(1, len(strings) + 1):
+            shared.append(_to_python(strings[index], budget, ()))
+    return [_to_python(export[index], budget, shared)
+            for index in range(1, int(export[b"n"]) + 1)]
 
 
 def _spend(budget: list[int], amount: int) -> None:
@@ -119,7 +132,7 @@ def _spend(budget: list[int], amount: int) -> None:
             raise ResultTooLarge("the result is too large for the host")
 
 
-def _to_python(value: object, budget: list[int]) -> PlainData:
+def _to_python(value: object, budget: list[int], shared: Sequence[PlainData]) -> PlainData:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, bytes):
@@ -131,7 +144,9 @@ def _to_python(value: object, budget: list[int]) -> PlainData:
     items = []
     for key, item in table.items():
         _spend(budget, _ITEM_BYTES)
-        items.append((_to_python(key, budget), _to_python(item, budget)))
+        if shared and lua54.lua_type(key) == "table":   # export.lua's {[REF] = index}
+            return shared[int(item) - 1]
+        items.append((_to_python(key, budget, shared), _to_python(item, budget, shared)))
     if items and all(type(key) is int for key, _ in items):
         by_index = sorted(items, key=lambda pair: int(pair[0]))  # type: ignore[arg-type]
         if by_index[0][0] == 1 and by_index[-1][0] == len(items):

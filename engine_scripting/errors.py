@@ -10,6 +10,9 @@ from __future__ import annotations
 from typing import Literal, Self
 
 LimitType = Literal["memory", "time", "recursion"]
+# What an error keeps of a script's message and traceback (a script may raise megabytes)
+MAX_MESSAGE_CHARS = 4096
+MAX_TRACEBACK_CHARS = 8192
 
 
 class ScriptError(Exception):
@@ -33,11 +36,12 @@ class ScriptError(Exception):
         entity: int | None = None,
         callback: str | None = None,
     ) -> None:
+        message = _capped(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.message = message
         self.script = script
         self.line = line
-        self.traceback = traceback
+        self.traceback = None if traceback is None else _capped(traceback, MAX_TRACEBACK_CHARS)
         self.entity = entity
         self.callback = callback
 
@@ -59,6 +63,23 @@ class ScriptError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+    def detached(self) -> Self:
+        """This error without the Python tracebacks of it and its causes: a kept error must not
+        keep the frames it passed through alive (they hold a call's Lua tables)."""
+        error: BaseException | None = self
+        seen: set[int] = set()
+        while error is not None and id(error) not in seen:
+            seen.add(id(error))
+            error.__traceback__ = None
+            error = error.__cause__ or error.__context__
+        return self
+
+
+def _capped(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 class ScriptCompileError(ScriptError):

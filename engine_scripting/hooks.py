@@ -19,6 +19,7 @@ from engine_scripting.boundary import HostBoundary
 _log = structlog.get_logger(__name__)
 
 _LINE = re.compile(r"^[^\n]*?:(\d+): ")
+_MESSAGE_CHARS = 1024
 
 
 def _push_free_types() -> frozenset[type]:
@@ -41,7 +42,9 @@ class ContextHooks:
     def __init__(self, output_maxlen: int, on_print: Callable[[str], None] | None,
                  boundary: HostBoundary) -> None:
         self.output: deque[str] = deque(maxlen=output_maxlen)
+        # the first violation of a call decides its error; the others are only counted
         self.violations: list[tuple[str, str, int | None]] = []
+        self.more_violations = 0
         self._on_print = on_print
         self.lua_print = boundary.wrap(self.print_sink)
         self.lua_report = boundary.wrap(self.report_violation)
@@ -56,14 +59,20 @@ class ContextHooks:
                 _log.exception("script.print_callback_failed")
 
     def report_violation(self, reason: bytes, message: bytes, entity: object = None) -> None:
+        if self.violations:
+            self.more_violations += 1
+            return
         self.violations.append(
-            (text(reason), text(message), entity if type(entity) is int else None)
+            (text(reason), text(message)[:_MESSAGE_CHARS], entity if type(entity) is int else None)
         )
 
     def deny_attribute(self, obj: object, name: object, is_setting: bool) -> object:
-        self.violations.append(
-            ("python_attribute", f"access to Python attribute {name!r}", None)
-        )
+        if self.violations:
+            self.more_violations += 1
+        else:
+            self.violations.append(
+                ("python_attribute", f"access to Python attribute {str(name)[:200]!r}", None)
+            )
         raise AttributeError("Python objects are not accessible from scripts")
 
 

@@ -308,7 +308,7 @@ class ScriptManager:
 
     def _record_error(self, record: ManagedScript, error: ScriptError) -> None:
         record.error_count += 1
-        record.last_error = error.with_context(script=record.name)
+        record.last_error = error.with_context(script=record.name).detached()
 
     def _disable_for(self, record: ManagedScript, reason: str) -> None:
         if record.enabled:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine_scripting.convert import PlainData, ResultTooLarge, to_python
+from engine_scripting.convert import PlainData, ResultTooLarge, exported_to_python, to_python
 from engine_scripting.errors import (
     ResourceLimitExceeded,
     ScriptCompileError,
@@ -73,11 +73,10 @@ class Outcomes:
         cap = self._result_cap
         try:
             if count == -1:
-                table: Any = values[0]
-                converted = [to_python(table[index], cap)
-                             for index in range(1, int(table[b"n"]) + 1)]
-            else:
-                converted = [to_python(value, cap) for value in values]
+                converted = exported_to_python(values[0], values[1] if len(values) > 1 else None,
+                                               cap)
+            else:   # scalars only, strings short (export.lua)
+                converted = [to_python(value) for value in values]
         except ResultTooLarge:
             raise ResourceLimitExceeded(
                 f"{self.name}: the result would take more than {cap} bytes in the host",

@@ -25,6 +25,7 @@ import esper
 import lupa.lua54 as lua54
 import structlog
 
+from engine_scripting.api import WORLD_CAPS
 from engine_scripting.components import (
     Console,
     ConsoleLevel,
@@ -46,6 +47,7 @@ from engine_scripting.runner import Worker
 from engine_scripting.schema import ComponentSchema, build_schemas
 
 _log = structlog.get_logger(__name__)
+_CONSOLE_LINE = WORLD_CAPS["max_print"]
 
 
 def _within(granted: Permissions, asked: Permissions) -> bool:
@@ -280,9 +282,10 @@ class ScriptSystem(esper.Processor):
                            callback=error.callback, error_class=type(error).__name__,
                            message=str(error), line=error.line, traceback=error.traceback)
             if index < self._console_maxlen:
-                self.console_write(record.name, error.entity,
-                                   f"{type(error).__name__}: {str(error).partition(chr(10))[0]}",
-                                   "error")
+                line = f"{type(error).__name__}: {str(error).partition(chr(10))[0]}"
+                if len(line) > _CONSOLE_LINE:   # cut as world.lua cuts printed lines
+                    line = line[:_CONSOLE_LINE] + "..."
+                self.console_write(record.name, error.entity, line, "error")
         if len(errors) > self.max_logged_errors:
             _log.error("script.errors_not_logged", script=record.name,
                        count=len(errors) - self.max_logged_errors, tick=self.tick)

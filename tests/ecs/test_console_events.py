@@ -14,6 +14,7 @@ from engine_scripting import (
     ScriptManager,
     ScriptSystem,
 )
+from engine_scripting.errors import MAX_MESSAGE_CHARS
 from tests.ecs.conftest import Loader
 from tests.ecs.support import console_texts
 
@@ -42,6 +43,16 @@ def test_messages_are_capped_in_length(spawn_scripted: Loader) -> None:
     esper.process(0.1)
     [text] = console_texts()
     assert len(text) == 1024 + 3 and text.endswith("...")
+
+
+def test_error_text_is_capped_in_errors_and_in_the_console(spawn_scripted: Loader,
+                                                           manager: ScriptManager) -> None:
+    spawn_scripted("shouter", "function on_update(self) error(string.rep('e', 1400000)) end")
+    esper.process(0.1)
+    kept = manager.status("shouter").last_error
+    assert kept is not None and len(kept.message) < MAX_MESSAGE_CHARS + 100
+    [line] = console_texts("error")
+    assert len(line) == 1024 + 3 and line.endswith("...")
 
 
 def test_a_flooding_script_cannot_push_out_the_others(spawn_scripted: Loader) -> None:

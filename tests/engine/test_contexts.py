@@ -108,18 +108,23 @@ def test_invalid_limits_are_refused() -> None:
             ScriptResourceLimits(**bad)  # type: ignore[arg-type]
 
 
-def test_a_result_holding_one_string_many_times_is_capped(ctx: ScriptContext) -> None:
-    """Python gets a copy of every reference: 20,000 references to one 100 KB string would be
-    2 GB in the host from 100 KB of Lua memory. Results may take 4x the memory limit."""
-    ctx.execute("function many(n) local s = string.rep('x', 100000) local t = {} "
+def test_a_result_holding_one_string_many_times_is_capped(engine: ScriptEngine) -> None:
+    """A long string is copied once, however often a result holds it; short strings are
+    copied per reference, within 4x the memory limit: 300,000 references to one 255-byte
+    string would be 76 MB in the host from 5 MB of Lua memory."""
+    ctx = engine.create_context(
+        "caps", ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=5000))
+    ctx.execute("function many(n, size) local s = string.rep('x', size) local t = {} "
                 "for i = 1, n do t[i] = s end return t end")
-    assert len(ctx.call("many", 10)) == 10
+    shared = ctx.call("many", 20000, 100000)
+    assert isinstance(shared, list) and len(shared) == 20000
+    assert len({id(value) for value in shared}) == 1
     started = time.perf_counter()
     with pytest.raises(ResourceLimitExceeded) as caught:
-        ctx.call("many", 20000)
+        ctx.call("many", 300000, 255)
     assert caught.value.limit_type == "memory"
-    assert time.perf_counter() - started < 2.0
-    assert ctx.call("many", 3)[2] == "x" * 100000   # the context stays usable
+    assert time.perf_counter() - started < 5.0
+    assert ctx.call("many", 3, 10)[2] == "x" * 10   # the context stays usable
 
 
 def test_load_inside_a_reload_uses_the_new_version_s_globals(ctx: ScriptContext) -> None:

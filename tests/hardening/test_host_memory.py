@@ -1,0 +1,89 @@
+"""What the host keeps or copies for a script stays bounded: results share their long strings,
+kept errors pin no frames and carry capped text, violations are counted, not listed."""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+
+import pytest
+
+from engine_scripting import (
+    ScriptContext,
+    ScriptEngine,
+    ScriptManager,
+    ScriptResourceLimits,
+    SecurityViolation,
+)
+from engine_scripting.errors import ScriptError
+
+
+@pytest.fixture
+def roomy(engine: ScriptEngine) -> Iterator[ScriptContext]:
+    """A context with time to spare on a loaded machine."""
+    context = engine.create_context(
+        "roomy", ScriptResourceLimits(max_memory_mb=32, max_execution_time_ms=5000))
+    yield context
+    context.close()
+
+
+LONG_SHARED = """
+local s = string.rep("x", 4 * 2^20)
+local t = {}
+for i = 1, 100 do t[i] = {s, i} end
+return t, s, s
+"""
+
+
+def test_a_result_holding_one_long_string_many_times_shares_one_copy(
+        roomy: ScriptContext) -> None:
+    table, first, second = roomy.execute(LONG_SHARED)  # type: ignore[misc]
+    assert len(first) == 4 * 2**20 and first is second
+    assert all(row[0] is first for row in table) and [row[1] for row in table] == list(
+        range(1, 101))
+
+
+def test_many_values_that_are_one_long_string_share_one_copy(roomy: ScriptContext) -> None:
+    roomy.execute("function f() local s = string.rep('y', 2^20) return s, s, s, s, s, s end")
+    values = roomy.call("f")
+    assert isinstance(values, tuple) and len(values) == 6
+    assert len({id(value) for value in values}) == 1
+
+
+def test_results_that_only_look_like_shared_strings_are_plain_data(ctx: ScriptContext) -> None:
+    short = ctx.execute("return {[1] = {n = 1}, n = 5}, 'x'")
+    assert short == ({1: {"n": 1}, "n": 5}, "x")
+    keyed = ctx.execute("return {[{}] = 1, [string.rep('k', 300)] = 2}, string.rep('v', 300)")
+    assert keyed == ({"<table>": 1, "k" * 300: 2}, "v" * 300)
+
+
+def test_kept_errors_pin_no_frames_and_no_lua_tables(engine: ScriptEngine) -> None:
+    manager = ScriptManager(engine)
+    manager.load("victim", "function explode(t) error('boom') end")
+    record = manager.running("victim")
+    assert record is not None
+    context = record.context
+    for _ in range(3):
+        try:
+            context.call("explode", {"data": ["x" * 1000] * 500})
+        except ScriptError as error:
+            manager.record_tick(record, [error], 0)
+    kept = manager.status("victim").last_error
+    assert kept is not None and kept.__traceback__ is None
+    cause = kept.__cause__ or kept.__context__
+    assert cause is None or cause.__traceback__ is None
+    gc.collect()
+    context.collect_garbage()
+    assert context.memory_used < 400_000
+    manager.unload("victim")
+
+
+def test_violations_are_counted_not_listed(roomy: ScriptContext) -> None:
+    hooks = roomy._hooks
+    try:
+        roomy.execute("for i = 1, 20000 do pcall(load, '\\27Lua') end")
+    except SecurityViolation as error:
+        assert error.reason == "binary_chunk"
+    else:
+        raise AssertionError("a binary chunk was accepted")
+    assert len(hooks.violations) == 1 and hooks.more_violations == 19999
