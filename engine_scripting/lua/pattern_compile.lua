@@ -5,6 +5,7 @@
 -- each pattern, the longest subject on which lstrlib.c's worst case stays below kit.c_call_ns.
 local kit = ...
 local B = kit.base
+local type = B.type
 local byte, char, sub, rep = kit.string.byte, kit.string.char, kit.string.sub, kit.string.rep
 local c_find = kit.string.find
 local floor = kit.math.floor
@@ -90,21 +91,22 @@ local function set_tab(p, i, ec)
   return mem
 end
 
--- classend: index after the single-char class starting at i, or nil and an error message.
-local function classend(p, m, i)
-  local c = byte(p, i)
+-- classend: index after the single-char class starting at i (bt: the pattern's bytes), or nil
+-- and an error message.
+local function classend(bt, m, i)
+  local c = bt[i]
   i = i + 1
   if c == 37 then
     if i > m then return nil, "malformed pattern (ends with '%')" end
     return i + 1
   elseif c == 91 then
-    if byte(p, i) == 94 then i = i + 1 end
+    if bt[i] == 94 then i = i + 1 end
     repeat
       if i > m then return nil, "malformed pattern (missing ']')" end
-      local cc = byte(p, i)
+      local cc = bt[i]
       i = i + 1
       if cc == 37 and i <= m then i = i + 1 end
-    until byte(p, i) == 93
+    until bt[i] == 93
     return i + 1
   end
   return i
@@ -121,41 +123,151 @@ local function class_of(p, i, ep)
   return lit_tab(c)
 end
 
+-- Byte sets by key: a byte c (the literal c), 256 + c (%c), DOT ('.') or the text of a bracket
+-- class: membership tables for the Lua matcher, built when it first runs a pattern, and masks of
+-- four 64-bit integers for compile's analysis.
+local DOT = 512
+local brackets, nbrackets, masks, bmasks, nbmasks = {}, 0, {}, {}, 0
+local function tab_of(key)
+  if type(key) == "number" then
+    if key == DOT then return any_tab end
+    if key < 256 then return lit_tab(key) end
+    local cl = key - 256
+    return is_class_letter(cl) and class_tab(cl) or lit_tab(cl)
+  end
+  local t = brackets[key]
+  if t then return t end
+  if nbrackets >= 64 then brackets, nbrackets = {}, 0 end
+  t = class_of(key, 1, #key + 1)
+  brackets[key], nbrackets = t, nbrackets + 1
+  return t
+end
+local function mask_of(key)
+  local m = masks[key] or bmasks[key]
+  if m then return m end
+  local t = tab_of(key)
+  m = {0, 0, 0, 0}
+  for x = 0, 255 do
+    if t[x] then local i = (x >> 6) + 1; m[i] = m[i] | (1 << (x & 63)) end
+  end
+  if type(key) == "number" then masks[key] = m
+  else
+    if nbmasks >= 256 then bmasks, nbmasks = {}, 0 end
+    bmasks[key], nbmasks = m, nbmasks + 1
+  end
+  return m
+end
+local function key_text(key)
+  if type(key) == "string" then return key end
+  if key == DOT then return "." end
+  if key < 256 then return char(key) end
+  return "%" .. char(key - 256)
+end
+local CHARS = {}
+for c = 0, 255 do CHARS[c] = char(c) end
+
+-- A compiled pattern keeps its items in one flat array `it`, six slots an item from (k-1)*6:
+-- opcode, class width, argument (class text; capture level; %b's open byte; message), second
+-- argument (capture kind; %b's close byte), always (the suffix from k matches everywhere) and
+-- c0 (see item_cost; false unless cheap). Few tables: compiling a new pattern is mostly their
+-- allocation. The Lua matcher's arrays are made by `tables` when it first runs the pattern.
+local function tables(P)
+  local it, op, set, a1, a2 = P.it, {}, {}, {}, {}
+  for k = 1, P.K do
+    local b = (k - 1) * 6
+    local o = it[b + 1]
+    op[k], a2[k] = o, it[b + 4]
+    if o == SINGLE or o == STAR or o == PLUS or o == MIN or o == OPT or o == FRONT then
+      set[k] = tab_of(it[b + 3])
+    else a1[k] = it[b + 3] end
+  end
+  P.op, P.a1, P.a2 = op, a1, a2
+  if P.firstk then P.first = set[P.firstk] end
+  -- Failed (item, position) states can be remembered when the outcome of a state depends on
+  -- nothing else: no back-reference reads capture contents, and no path reaches MAXCCALLS.
+  if not P.has_bref and P.nrec + 1 <= MAXCCALLS then
+    local memok, any, later = {}, false, false
+    for j = P.K, 1, -1 do
+      local o = op[j]
+      if o == STAR or o == PLUS or o == MIN or o == OPT or o == BAL then later = true end
+      memok[j] = later
+      if later then any = true end
+    end
+    if any then P.memok = memok end
+  end
+  P.set = set
+  return set
+end
+
+-- Quantified classes other than '.', for the run probes (runs of '.' are the whole subject):
+-- cid[k], the index of item k's class among them.
+local function quantified(P)
+  local it = P.it
+  local cid, qtext, qw, qfront, qfw, qlit, seen = {}, {}, {}, {}, {}, {}, {}
+  for j = 1, P.K do
+    local b = (j - 1) * 6
+    local o, key = it[b + 1], it[b + 3]
+    if (o == STAR or o == PLUS or o == MIN) and key ~= DOT then
+      local q = seen[key]
+      if not q then
+        q = #qtext + 1
+        local txt = key_text(key)
+        local w1 = it[b + 2] == 1
+        qlit[q] = w1 and txt
+        if w1 then   -- a literal byte: escape it unless alphanumeric
+          local c = byte(txt)
+          if not (c >= 48 and c <= 57 or c >= 65 and c <= 90 or c >= 97 and c <= 122) then
+            txt = "%" .. txt
+          end
+        end
+        local set = byte(txt) == 91 and txt or "[" .. txt .. "]"
+        seen[key], qtext[q], qw[q], qfront[q], qfw[q] = q, txt, #txt, "%f" .. set, #set
+      end
+      cid[j] = q
+    end
+  end
+  P.cid, P.qtext, P.qw, P.qfront, P.qfw, P.qlit = cid, qtext, qw, qfront, qfw, qlit
+  P.qprobe, P.qR = {}, {}
+  return cid
+end
+
 -- Worst-case model costs of one match() call from item 1 (floats: may be inf). Unit: one byte
 -- compared or copied; entering an item (a match() call) costs CALLW units. Each suffix k of the
 -- pattern has two costs: F, of a call that fails, and T, of any call (T >= F). A loop that tries
 -- the suffix at several positions stops at its first success: all attempts but the last fail.
 -- A quantifier over a class other than '.' loops at most R + 1 times when no run of its class in
 -- the subject is longer than R (R = n: no knowledge). always[k]: the suffix never fails (F = 0).
--- cheap[k]: a quantifier whose next mandatory item cannot match a byte of its own class, so
--- every retry inside its run fails on that item at cost c0[k] (a backtrack cannot succeed there).
+-- cheap (c0[k] set): a quantifier whose next mandatory item cannot match a byte of its own class,
+-- so every retry inside its run fails on that item at cost c0[k] (a backtrack cannot succeed).
 local CALLW = 4.0
 local function item_cost(P, n, R)
-  local op, w, always, cid, cheap, c0 = P.op, P.w, P.always, P.cid, P.cheap, P.c0
+  local it = P.it
   n = n + 0.0
-  R = (R and R < n) and R + 0.0 or n
+  local cid = R and R < n and (P.cid or quantified(P))
+  R = cid and R + 0.0 or n
   local F, T = 0.0, CALLW + 0.0
   local capmax
   for k = P.K, 1, -1 do
-    local o = op[k]
-    local F1, T1 = always[k + 1] and CALLW + 0.0 or F, T   -- CALLW: the calibrated floor
+    local b = (k - 1) * 6
+    local o, wk, nxt = it[b + 1], it[b + 2], it[b + 11]   -- it[b + 11]: always[k + 1]
+    local F1, T1 = nxt and CALLW + 0.0 or F, T   -- CALLW: the calibrated floor
     if o == END then F, T = 0.0, CALLW + 0.0
     elseif o == DOLLAR then F, T = CALLW + 0.0, CALLW + 0.0
-    elseif o == SINGLE then F, T = F1 + w[k] + CALLW, T1 + w[k] + CALLW
+    elseif o == SINGLE then F, T = F1 + wk + CALLW, T1 + wk + CALLW
     elseif o == STAR or o == PLUS or o == MIN then
-      local r, wk = cid[k] and R or n, w[k]
-      if always[k + 1] then
+      local r, c0 = cid and cid[k] and R or n, it[b + 6]
+      if nxt then
         T = (o == MIN and 1 or r + 1) * wk + T1 + CALLW
         F = o == PLUS and wk + CALLW or 0.0
-      elseif cheap[k] then
-        local x = (r + 1) * wk + r * c0[k] + CALLW
+      elseif c0 then
+        local x = (r + 1) * wk + r * c0 + CALLW
         F, T = x + F1, x + T1
       elseif o == MIN then
         F, T = (r + 1) * (F1 + wk) + CALLW, r * (F1 + wk) + T1 + wk + CALLW
       else
         F, T = (r + 1) * (wk + F1) + CALLW, (r + 1) * wk + r * F1 + T1 + CALLW
       end
-    elseif o == OPT then F, T = w[k] + 2 * F1 + CALLW, w[k] + F1 + T1 + CALLW
+    elseif o == OPT then F, T = wk + 2 * F1 + CALLW, wk + F1 + T1 + CALLW
     elseif o == OPEN or o == CLOSE then F, T = F1 + CALLW, T1 + CALLW
     elseif o == BAL then F, T = F1 + n + CALLW, T1 + n + CALLW
     elseif o == BREF then
@@ -164,21 +276,22 @@ local function item_cost(P, n, R)
         capmax = {}
         local len, lv = {}, {}
         for j = 1, P.K do
-          local oj = op[j]
+          local bj = (j - 1) * 6
+          local oj, l = it[bj + 1], it[bj + 3]
           local add = (oj == SINGLE or oj == OPT) and 1 or oj == FRONT and 0
-            or (oj == STAR or oj == PLUS or oj == MIN) and (cid[j] and R or n)
+            or (oj == STAR or oj == PLUS or oj == MIN) and (cid and cid[j] and R or n)
             or (oj == BAL or oj == BREF) and n or 0
-          if oj == OPEN then len[P.a1[j]] = 0; lv[P.a1[j]] = true
-          elseif oj == CLOSE then lv[P.a1[j]] = false; capmax[P.a1[j]] = len[P.a1[j]] end
-          for l in B.next, lv do if lv[l] then len[l] = len[l] + add end end
+          if oj == OPEN then len[l] = 0; lv[l] = true
+          elseif oj == CLOSE then lv[l] = false; capmax[l] = len[l] end
+          for v in B.next, lv do if lv[v] then len[v] = len[v] + add end end
         end
       end
-      local cm = capmax[P.a1[k]] or n
+      local cm = capmax[it[b + 3]] or n
       if cm > n then cm = n end
       F, T = F1 + cm + CALLW, T1 + cm + CALLW
-    elseif o == FRONT then F, T = F1 + 2 * w[k] + CALLW, T1 + 2 * w[k] + CALLW
+    elseif o == FRONT then F, T = F1 + 2 * wk + CALLW, T1 + 2 * wk + CALLW
     else F, T = 1 / 0, 1 / 0 end
-    if always[k] then F = 0.0 end
+    if it[b + 5] then F = 0.0 end
   end
   return F, T
 end
@@ -193,7 +306,7 @@ local function find_cost(P, n, R)
   n = n + 0.0
   local F, T = item_cost(P, n, R)
   local C = T
-  if not (P.anchored or P.always[1]) then C = n * F + T end
+  if not (P.anchored or P.it[5]) then C = n * F + T end
   return C + (P.level + 1) * (n + 1) + 400
 end
 local function gsub_cost(P, n, r, R)
@@ -229,6 +342,17 @@ local function admits_g(P, n)
   local cost = P.gmatch and gmatch_cost(P, n) or gsub_cost(P, n, 64)
   if cost <= BUDGET then P.glim = n return true end
   P.gbad = n
+  return false
+end
+
+-- One anchored C call (the pattern after "^", at any init) and a plain find of one byte: the
+-- calls with which patterns.lua tries starts one by one. Bounds as admits_find (alim, abad).
+local function admits_anch(P, n)
+  if n <= P.alim then return true end
+  if n >= P.abad then return false end
+  local _, T = item_cost(P, n)
+  if T + (P.level + 3) * (n + 1.0) + 600 <= BUDGET then P.alim = n return true end
+  P.abad = n
   return false
 end
 
@@ -275,6 +399,7 @@ end
 local function fits(P, S, n, r)
   if not P.fast then return false end
   if call_cost(P, n, r) <= BUDGET then return true end
+  if not P.qtext then quantified(P) end
   local qtext = P.qtext
   if #qtext == 0 then return false end
   local R
@@ -300,161 +425,144 @@ local function fits(P, S, n, r)
 end
 
 local SPECIALS = "[%^%$%*%+%?%.%(%[%%%-]"
+local NO_CAPS = {}
+
+local function bytes(p, m)
+  if m <= 4096 then return {byte(p, 1, m)} end
+  local t = {}
+  for j = 1, m, 4096 do
+    local c = {byte(p, j, j + 4095)}
+    kit.table.move(c, 1, #c, j, t)
+  end
+  return t
+end
 
 local function compile(p, anchored, gm)
   local m = #p
   local i = anchored and 2 or 1
-  local op, set, w, a1, a2, ctext = {}, {}, {}, {}, {}, {}
-  local capstate, level, nrec, k, has_err, has_bref = {}, 0, 0, 0, false, false
+  local bt, it, capstate = bytes(p, m), {}, nil
+  local level, nrec, k, b, has_bref, minlen = 0, 0, 0, 0, false, 0
   while true do
     k = k + 1
-    local c = byte(p, i)
-    local e2 = byte(p, i + 1)
-    if i > m then op[k] = END; break
+    local c, e2 = bt[i], bt[i + 1]
+    local o, wk, x1, x2 = ERR, 0, false, false
+    if i > m then o = END
     elseif c == 40 then
-      if level >= MAXCAPTURES then op[k], a1[k] = ERR, "too many captures"; break end
-      op[k], a1[k], a2[k] = OPEN, level, e2 == 41 and CAP_POS or CAP_UNF
-      capstate[level] = a2[k]
-      i = e2 == 41 and i + 2 or i + 1
-      level = level + 1; nrec = nrec + 1
+      if level >= MAXCAPTURES then x1 = "too many captures"
+      else
+        capstate = capstate or {}
+        o, x1, x2 = OPEN, level, e2 == 41 and CAP_POS or CAP_UNF
+        capstate[level] = x2
+        i = e2 == 41 and i + 2 or i + 1
+        level = level + 1; nrec = nrec + 1
+      end
     elseif c == 41 then
       local l = level - 1
       while l >= 0 and capstate[l] ~= CAP_UNF do l = l - 1 end
-      if l < 0 then op[k], a1[k] = ERR, "invalid pattern capture"; break end
-      op[k], a1[k] = CLOSE, l
-      capstate[l] = 0; nrec = nrec + 1; i = i + 1
-    elseif c == 36 and i == m then op[k] = DOLLAR; break
+      if l < 0 then x1 = "invalid pattern capture"
+      else o, x1 = CLOSE, l; capstate[l] = 0; nrec = nrec + 1; i = i + 1 end
+    elseif c == 36 and i == m then o = DOLLAR
     elseif c == 37 and e2 == 98 then
-      if i + 2 >= m then
-        op[k], a1[k] = ERR, "malformed pattern (missing arguments to '%b')"; break
-      end
-      op[k], a1[k], a2[k] = BAL, byte(p, i + 2), byte(p, i + 3)
-      i = i + 4
+      if i + 2 >= m then x1 = "malformed pattern (missing arguments to '%b')"
+      else o, x1, x2 = BAL, bt[i + 2], bt[i + 3]; i = i + 4; minlen = minlen + 2 end
     elseif c == 37 and e2 == 102 then
       i = i + 2
-      if byte(p, i) ~= 91 then op[k], a1[k] = ERR, "missing '[' after '%f' in pattern"; break end
-      local ep, msg = classend(p, m, i)
-      if not ep then op[k], a1[k] = ERR, msg; break end
-      op[k], set[k], w[k] = FRONT, set_tab(p, i, ep - 1), ep - i
-      i = ep
+      if bt[i] ~= 91 then x1 = "missing '[' after '%f' in pattern"
+      else
+        local ep, msg = classend(bt, m, i)
+        if not ep then x1 = msg else o, x1, wk = FRONT, sub(p, i, ep - 1), ep - i; i = ep end
+      end
     elseif c == 37 and e2 and e2 >= 48 and e2 <= 57 then
       local l = e2 - 49
       if l < 0 or l >= level or capstate[l] == CAP_UNF then
-        op[k], a1[k] = ERR, "invalid capture index %" .. (l + 1); break
-      end
-      op[k], a1[k] = BREF, l
-      has_bref = true; i = i + 2
+        x1 = "invalid capture index %" .. (l + 1)
+      else o, x1 = BREF, l; has_bref = true; i = i + 2 end
     else
-      local ep, msg = classend(p, m, i)
-      if not ep then op[k], a1[k] = ERR, msg; break end
-      set[k], w[k], ctext[k] = class_of(p, i, ep), ep - i, sub(p, i, ep - 1)
-      local q = byte(p, ep)
-      if q == 42 then op[k] = STAR elseif q == 43 then op[k] = PLUS
-      elseif q == 45 then op[k] = MIN elseif q == 63 then op[k] = OPT
-      else op[k] = SINGLE; ep = ep - 1 end
-      if op[k] ~= SINGLE then nrec = nrec + 1 end
-      i = ep + 1
+      local ep, msg = classend(bt, m, i)
+      if not ep then x1 = msg
+      else
+        wk = ep - i
+        if c == 91 then x1 = sub(p, i, ep - 1)
+        elseif c == 37 then x1 = 256 + e2
+        elseif c == 46 then x1 = DOT
+        else x1 = c end
+        local q = bt[ep]
+        if q == 42 then o = STAR elseif q == 43 then o = PLUS
+        elseif q == 45 then o = MIN elseif q == 63 then o = OPT
+        else o = SINGLE; ep = ep - 1 end
+        if o ~= SINGLE then nrec = nrec + 1 end
+        if o == SINGLE or o == PLUS then minlen = minlen + 1 end
+        i = ep + 1
+      end
     end
+    it[b + 1], it[b + 2], it[b + 3], it[b + 4] = o, wk, x1, x2
+    b = b + 6
+    if o == END or o == DOLLAR or o == ERR then break end
   end
-  if op[k] == ERR then has_err = true end
-  local P = {op = op, set = set, w = w, a1 = a1, a2 = a2, K = k, level = level,
-             anchored = anchored, capunf = {}, unf = false}
+  local has_err = it[b - 5] == ERR
+  local P = {it = it, K = k, level = level, anchored = anchored, capunf = NO_CAPS, unf = false,
+             minlen = minlen, has_bref = has_bref, nrec = nrec}
   for l = 0, level - 1 do
-    if capstate[l] == CAP_UNF then P.capunf[l] = true; P.unf = true end
+    if capstate[l] == CAP_UNF then
+      if P.capunf == NO_CAPS then P.capunf = {} end
+      P.capunf[l] = true; P.unf = true
+    end
     if capstate[l] == CAP_POS then P.poscap = true end
   end
-  -- always[j]: the suffix from j matches at every position (given no depth error, which `fast`
-  -- excludes); atend: it matches at the end of the subject. '.*' and '.-' reach the end.
-  -- first/c0: a set, and a flag [256] for the end of the subject, such that the suffix fails at
-  -- cost <= c0 at a position whose byte (or end) is not in the set.
-  local always, atend, first, c0s, cheap, c0 = {}, {}, {}, {}, {}, {}
-  always[k + 1], atend[k + 1] = false, false
+  -- always (slot 5): the suffix from the item matches at every position (given no depth error,
+  -- which `fast` excludes); atend: it matches at the end of the subject. '.*' and '.-' reach
+  -- the end. f1..f4 (nil: none): a set such that the suffix after the current item fails at
+  -- cost <= c0s at a position whose byte is not in it.
+  local f1, f2, f3, f4, c0s
+  local alw, atend = false, false
   for j = k, 1, -1 do
-    local o = op[j]
-    if o == END then always[j], atend[j] = true, true
+    local bj = (j - 1) * 6
+    local o = it[bj + 1]
+    local c0 = false
+    if (o == STAR or o == PLUS or o == MIN) and f1 then
+      local mk = mask_of(it[bj + 3])
+      if mk[1] & f1 == 0 and mk[2] & f2 == 0 and mk[3] & f3 == 0 and mk[4] & f4 == 0 then
+        c0 = c0s
+      end
+    end
+    if o == END then alw, atend, f1 = true, true, nil
     elseif o == DOLLAR then
-      always[j], atend[j] = false, true
-      first[j], c0s[j] = {[256] = true}, 2 * CALLW
+      alw, atend = false, true
+      f1, f2, f3, f4, c0s = 0, 0, 0, 0, 2 * CALLW
     elseif o == STAR or o == MIN or o == OPT then
-      always[j] = always[j + 1] or (o ~= OPT and set[j] == any_tab and atend[j + 1])
-      atend[j] = atend[j + 1]
-      local f = first[j + 1]
-      if f then
-        local u = {[256] = f[256]}
-        for x = 0, 255 do u[x] = set[j][x] or f[x] or nil end
-        first[j], c0s[j] = u, c0s[j + 1] + w[j] + 2 * CALLW
+      alw = alw or (o ~= OPT and it[bj + 3] == DOT and atend)
+      if f1 then
+        local mk = mask_of(it[bj + 3])
+        f1, f2, f3, f4 = mk[1] | f1, mk[2] | f2, mk[3] | f3, mk[4] | f4
+        c0s = c0s + it[bj + 2] + 2 * CALLW
       end
     elseif o == OPEN or o == CLOSE then
-      always[j], atend[j] = always[j + 1], atend[j + 1]
-      if first[j + 1] then first[j], c0s[j] = first[j + 1], c0s[j + 1] + 2 * CALLW end
+      if f1 then c0s = c0s + 2 * CALLW end
     else
-      always[j], atend[j] = false, false
-      if o == SINGLE or o == PLUS then first[j], c0s[j] = set[j], w[j] + 2 * CALLW
-      elseif o == BAL then first[j], c0s[j] = lit_tab(a1[j]), 1 + 2 * CALLW end
+      alw, atend = false, false
+      if o == SINGLE or o == PLUS or o == BAL then
+        local mk = mask_of(it[bj + 3])
+        f1, f2, f3, f4 = mk[1], mk[2], mk[3], mk[4]
+        c0s = (o == BAL and 1 or it[bj + 2]) + 2 * CALLW
+      else f1 = nil end
     end
-    if o == STAR or o == PLUS or o == MIN then
-      local f, t = first[j + 1], set[j]
-      if f then
-        local disjoint = true
-        for x = 0, 255 do if t[x] and f[x] then disjoint = false; break end end
-        if disjoint then cheap[j], c0[j] = true, c0s[j + 1] end
-      end
-    end
-  end
-  P.always, P.cheap, P.c0 = always, cheap, c0
-  -- Quantified classes other than '.', for the run probes (runs of '.' are the whole subject).
-  local cid, qtext, qw, qfront, qfw, qlit, seen, minlen = {}, {}, {}, {}, {}, {}, {}, 0
-  for j = 1, k do
-    local o = op[j]
-    if o == SINGLE or o == PLUS then minlen = minlen + 1
-    elseif o == BAL then minlen = minlen + 2 end
-    if (o == STAR or o == PLUS or o == MIN) and set[j] ~= any_tab then
-      local txt = ctext[j]
-      local q = seen[txt]
-      if not q then
-        q = #qtext + 1
-        qlit[q] = w[j] == 1 and txt
-        if w[j] == 1 then   -- a literal byte: escape it unless alphanumeric
-          local b = byte(txt)
-          if not (b >= 48 and b <= 57 or b >= 65 and b <= 90 or b >= 97 and b <= 122) then
-            txt = "%" .. txt
-          end
-        end
-        local set = byte(txt) == 91 and txt or "[" .. txt .. "]"
-        seen[ctext[j]], qtext[q], qw[q], qfront[q], qfw[q] = q, txt, #txt, "%f" .. set, #set
-      end
-      cid[j] = q
-    end
-  end
-  P.cid, P.qtext, P.qw, P.qfront, P.qfw, P.qlit = cid, qtext, qw, qfront, qfw, qlit
-  P.minlen = minlen
-  P.qprobe, P.qR = {}, {}
-  -- Failed (item, position) states can be remembered when the outcome of a state depends on
-  -- nothing else: no back-reference reads capture contents, and no path reaches MAXCCALLS.
-  if not has_bref and nrec + 1 <= MAXCCALLS then
-    local memok, any, later = {}, false, false
-    for j = k, 1, -1 do
-      local o = op[j]
-      if o == STAR or o == PLUS or o == MIN or o == OPT or o == BAL then later = true end
-      memok[j] = later
-      if later then any = true end
-    end
-    if any then P.memok = memok end
+    it[bj + 5], it[bj + 6] = alw, c0
   end
   -- First item needing a character (after position captures / opens): skip starts quickly.
   local j = 1
-  while op[j] == OPEN do j = j + 1 end
-  if op[j] == SINGLE or op[j] == PLUS then
-    P.first = set[j]
-    local c = byte(p, anchored and 2 or 1)
-    if j == 1 and w[1] == 1 and c ~= 46 and c ~= 37 and c ~= 91 then P.firstch = char(c) end
+  while it[j * 6 - 5] == OPEN do j = j + 1 end
+  local oj = it[j * 6 - 5]
+  if oj == SINGLE or oj == PLUS then
+    P.firstk = j
+    local c = it[3]
+    if j == 1 and it[2] == 1 and c ~= DOT then P.firstch = CHARS[c] end
   end
   P.nospecials = c_find(p, SPECIALS) == nil
   local fast = not has_err and not P.unf and nrec + 1 <= MAXCCALLS
   P.fast = fast
   P.flim, P.glim, P.gmatch = -1, -1, gm
   P.fbad = fast and 1 / 0 or -1
-  P.gbad = P.fbad
+  P.gbad, P.alim, P.abad = P.fbad, -1, P.fbad
   return P
 end
 
@@ -481,7 +589,7 @@ return {_patterns = {
   END = END, DOLLAR = DOLLAR, BAL = BAL, FRONT = FRONT, BREF = BREF, ERR = ERR,
   MAXCCALLS = MAXCCALLS, CAP_POS = CAP_POS, CACHE_MAX = CACHE_MAX,
   BUDGET = BUDGET, NS_PER_STEP = NS_PER_STEP, any_tab = any_tab,
-  cache_a = cache_a, cache_g = cache_g, get_pattern = get_pattern,
+  cache_a = cache_a, cache_g = cache_g, get_pattern = get_pattern, tables = tables,
   find_cost = find_cost, gsub_cost = gsub_cost, gmatch_cost = gmatch_cost, fits = fits,
-  admits_find = admits_find, admits_g = admits_g,
+  admits_find = admits_find, admits_g = admits_g, admits_anch = admits_anch,
 }}

@@ -22,8 +22,9 @@ local SINGLE, STAR, PLUS, MIN, OPT, OPEN, CLOSE, END, DOLLAR, BAL, FRONT, BREF =
   PC.FRONT, PC.BREF
 local MAXCCALLS, CAP_POS, CACHE_MAX, BUDGET, NS_PER_STEP =
   PC.MAXCCALLS, PC.CAP_POS, PC.CACHE_MAX, PC.BUDGET, PC.NS_PER_STEP
-local any_tab, cache_a, cache_g, get_pattern = PC.any_tab, PC.cache_a, PC.cache_g, PC.get_pattern
-local admits_find, admits_g = PC.admits_find, PC.admits_g
+local any_tab, cache_a, cache_g, get_pattern, tables = PC.any_tab, PC.cache_a, PC.cache_g,
+  PC.get_pattern, PC.tables
+local admits_find, admits_g, admits_anch = PC.admits_find, PC.admits_g, PC.admits_anch
 local find_cost, gsub_cost, gmatch_cost, fits = PC.find_cost, PC.gsub_cost, PC.gmatch_cost,
   PC.fits
 local MEMO_CAP = 1000000   -- memo entries per match session (bounds its memory)
@@ -240,6 +241,7 @@ end
 -- Called as a tail call of the API functions: error level 2 is the script's call site.
 local function find_lua(P, S, init, find)
   local n = #S
+  if not P.set then tables(P) end
   local memo = new_memo(P)
   local s = init
   while true do
@@ -258,6 +260,35 @@ local function find_lua(P, S, init, find)
   end
 end
 
+-- Starts tried one by one, each by a C call of the pattern after "^" (admits_anch bounds it),
+-- skipping to the next occurrence of the pattern's first byte when it has one: for calls that
+-- fail the bound over the whole subject, where C would fail at the first byte of most starts.
+-- After `tries` failed starts, the rest of the subject takes the usual path (fits, else Lua).
+local find_at
+local function found(P, S, p, n, at, find, tries, r1, ...)
+  if r1 ~= nil then return r1, ... end
+  if at > n then return nil end
+  return find_at(P, S, p, n, at + 1, find, tries - 1)
+end
+find_at = function(P, S, p, n, at, find, tries)
+  local ch = P.firstch
+  if ch then
+    at = c_find(S, ch, at, true)
+    if not at then return nil end
+  end
+  local f = find and c_find or c_match
+  if tries <= 0 then
+    if fits(P, S, n) then return f(S, p, at) end
+    return find_lua(P, S, at, find)
+  end
+  return found(P, S, p, n, at, find, tries, f(S, P.ap, at))
+end
+
+local function tries_for(P, p, n)
+  if not P.ap then P.ap = "^" .. p end
+  return 16 + n // 32   -- about the cost of one probe of the subject (fits)
+end
+
 local M = {}
 
 local function check_sp(...)
@@ -267,19 +298,34 @@ local function check_sp(...)
   return s, p
 end
 
+-- The wrappers below look the pattern up first: a hit in cache_a or cache_g (string keys only)
+-- shows that it is a string. An integral `init` equal to 1 (or 1.0) needs no other check.
+
 M["string.find"] = function(...)
   local s, p, init, plain = ...
-  if type(s) ~= "string" or type(p) ~= "string" then s, p = check_sp(...) end
-  if init ~= nil and m_type(init) ~= "integer" then init = checkinteger(1, 3, init, true) end
+  local P = cache_a[p]
+  if type(s) ~= "string" or not P and type(p) ~= "string" then s, p = check_sp(...); P = nil end
+  if init ~= nil then
+    if init == 1 then init = 1
+    elseif m_type(init) ~= "integer" then init = checkinteger(1, 3, init, true) end
+  end
   local n = #s
   if plain then
     if (n + 1) * (#p + 1) + 200 <= BUDGET then return c_find(s, p, init, true) end
   else
-    local P = cache_a[p] or get_pattern(p, false)
-    if n <= P.flim or admits_find(P, n) or fits(P, s, n) then return c_find(s, p, init) end
-    init = posrelat(init or 1, n)
-    if init > n + 1 then return nil end
-    if not P.nospecials then return find_lua(P, s, init, true) end
+    P = P or get_pattern(p, false)
+    if n <= P.flim or admits_find(P, n) then return c_find(s, p, init) end
+    local at = posrelat(init or 1, n)
+    if at > n + 1 then return nil end
+    if not P.nospecials then
+      if not P.anchored and admits_anch(P, n) then
+        return find_at(P, s, p, n, at, true, tries_for(P, p, n))
+      end
+      if fits(P, s, n) then return c_find(s, p, init) end
+      return find_lua(P, s, at, true)
+    end
+    if fits(P, s, n) then return c_find(s, p, init) end
+    init = at
   end
   init = posrelat(init or 1, n)
   if init > n + 1 then return nil end
@@ -288,42 +334,91 @@ end
 
 M["string.match"] = function(...)
   local s, p, init = ...
-  if type(s) ~= "string" or type(p) ~= "string" then s, p = check_sp(...) end
-  if init ~= nil and m_type(init) ~= "integer" then init = checkinteger(1, 3, init, true) end
+  local P = cache_a[p]
+  if type(s) ~= "string" or not P and type(p) ~= "string" then s, p = check_sp(...); P = nil end
+  if init ~= nil then
+    if init == 1 then init = 1
+    elseif m_type(init) ~= "integer" then init = checkinteger(1, 3, init, true) end
+  end
   local n = #s
-  local P = cache_a[p] or get_pattern(p, false)
-  if n <= P.flim or admits_find(P, n) or fits(P, s, n) then return c_match(s, p, init) end
-  init = posrelat(init or 1, n)
-  if init > n + 1 then return nil end
-  return find_lua(P, s, init, false)
+  P = P or get_pattern(p, false)
+  if n <= P.flim or admits_find(P, n) then return c_match(s, p, init) end
+  local at = posrelat(init or 1, n)
+  if at > n + 1 then return nil end
+  if not P.anchored and admits_anch(P, n) then
+    return find_at(P, s, p, n, at, false, tries_for(P, p, n))
+  end
+  if fits(P, s, n) then return c_match(s, p, init) end
+  return find_lua(P, s, at, false)
 end
 
-M["string.gmatch"] = function(...)
-  local s, p, init = ...
-  if type(s) ~= "string" or type(p) ~= "string" then s, p = check_sp(...) end
-  if init ~= nil and m_type(init) ~= "integer" then init = checkinteger(1, 3, init, true) end
-  local n = #s
-  local P = cache_g[p] or get_pattern(p, true)
-  if n <= P.glim or admits_g(P, n) or fits(P, s, n, "g") then return c_gmatch(s, p, init) end
-  local src = posrelat(init or 1, n)
-  if src > n + 1 then src = n + 2 end
-  local lastmatch
+local function gmatch_lua(P, S, n, src, lastmatch)
+  if not P.set then tables(P) end
   local memo = new_memo(P)
   return function()
     local at = src
     while at <= n + 1 do
-      at = next_start(P, s, n, at)
+      at = next_start(P, S, n, at)
       if not at then return end
-      local e, err = domatch(P, s, n, at, memo)
+      local e, err = domatch(P, S, n, at, memo)
       if e == false then error(err, 2) end
       if e and e ~= lastmatch then
         src, lastmatch = e, e
         if P.unf then error("unfinished capture", 2) end
-        return captures(P, s, at, e, true)
+        return captures(P, S, at, e, true)
       end
       at = at + 1
     end
   end
+end
+
+-- gmatch by one anchored C call per start tried, as find_at. Once `tries` starts have failed,
+-- the rest goes to C's gmatch when fits admits it (from a start after the last match: C's
+-- iterator starts with no last match), else to the Lua matcher.
+local function gmatch_at(P, S, p, n, src)
+  local tries, ch, L, ap = tries_for(P, p, n), P.firstch, P.level, P.ap
+  local lastmatch, it, attempt = 0, nil, nil
+  local function got(at, s0, e0, ...)
+    if s0 and e0 + 1 ~= lastmatch then
+      src, lastmatch = e0 + 1, e0 + 1
+      if L == 0 then return sub(S, s0, e0) end
+      return ...
+    end
+    tries = tries - 1
+    return attempt(at + 1)
+  end
+  attempt = function(at)
+    if ch and at <= n then at = c_find(S, ch, at, true) or n + 2 end
+    if at > n + 1 then src = n + 2; return end
+    if tries <= 0 then
+      if at > lastmatch and fits(P, S, n, "g") then it = c_gmatch(S, p, at)
+      else it = gmatch_lua(P, S, n, at, lastmatch > 0 and lastmatch or nil) end
+      return it()
+    end
+    return got(at, c_find(S, ap, at))
+  end
+  return function()
+    if it then return it() end
+    return attempt(src)
+  end
+end
+
+M["string.gmatch"] = function(...)
+  local s, p, init = ...
+  local P = cache_g[p]
+  if type(s) ~= "string" or not P and type(p) ~= "string" then s, p = check_sp(...); P = nil end
+  if init ~= nil then
+    if init == 1 then init = 1
+    elseif m_type(init) ~= "integer" then init = checkinteger(1, 3, init, true) end
+  end
+  local n = #s
+  P = P or get_pattern(p, true)
+  if n <= P.glim or admits_g(P, n) then return c_gmatch(s, p, init) end
+  local src = posrelat(init or 1, n)
+  if src > n + 1 then src = n + 2 end
+  if admits_anch(P, n) then return gmatch_at(P, s, p, n, src) end
+  if fits(P, s, n, "g") then return c_gmatch(s, p, init) end
+  return gmatch_lua(P, s, n, src, nil)
 end
 
 -- A replacement string as parts: text, a capture index (-1: whole match), or false (bad '%').
@@ -391,6 +486,7 @@ end
 
 local function gsub_lua(P, S, repl, tr, max_s)
   local n = #S
+  if not P.set then tables(P) end
   local memo = new_memo(P)
   local anchor = P.anchored
   local src, lastmatch, count, changed = 1, nil, 0, false
@@ -449,21 +545,24 @@ end
 
 M["string.gsub"] = function(...)
   local s, p, repl, max_s = ...
-  if type(s) ~= "string" or type(p) ~= "string" then s, p = check_sp(...) end
+  local P = cache_a[p]
+  if type(s) ~= "string" or not P and type(p) ~= "string" then s, p = check_sp(...); P = nil end
   local n = #s
-  local tr = type(repl)
+  local R = rcache[repl]   -- string keys only
+  local tr = R and "string" or type(repl)
   if max_s == nil then max_s = n + 1
   elseif m_type(max_s) ~= "integer" then max_s = checkinteger(1, 4, max_s, true) end
   if tr == "number" then repl, tr = tostring(repl), "string"
   elseif tr ~= "string" and tr ~= "table" and tr ~= "function" then
     argcheck.typeerror(1, 3, "string/function/table", repl, select("#", ...) >= 3)
   end
-  local P = cache_a[p] or get_pattern(p, false)
+  P = P or get_pattern(p, false)
   local r = tr == "string" and #repl or 64
   if r <= 64 and (n <= P.glim or admits_g(P, n)) or fits(P, s, n, r) then
     if tr == "string" then
-      local R = repl_parts(repl)
-      if not R.err and R.maxd <= m_max(P.level, 1) then return c_gsub(s, p, repl, max_s) end
+      R = R or repl_parts(repl)
+      local L = P.level
+      if not R.err and R.maxd <= (L > 1 and L or 1) then return c_gsub(s, p, repl, max_s) end
     elseif tr == "function" then
       local r, c = c_gsub(s, p, checked_repl(repl), max_s)
       return r, c
