@@ -119,20 +119,42 @@ class ScriptEvent:
 
 @dataclass(slots=True)
 class EventQueue:
-    """The bounded queue of events waiting for delivery: on the same resource entity as Console."""
+    """The bounded queue of events waiting for delivery: on the same resource entity as Console.
+
+    Scripts share it: one script's events may take ``per_script`` places at most (a quarter of
+    ``maxlen`` unless set), and as many payload bytes as the script's own memory limit, so a
+    flooding script cannot starve its neighbours. Host code's events have no share.
+    """
 
     maxlen: int = 1024
+    per_script: int = 0
     pending: deque[ScriptEvent] = field(init=False)
+    _held: dict[str, tuple[int, int]] = field(init=False)
 
     def __post_init__(self) -> None:
-        if isinstance(self.maxlen, bool) or not isinstance(self.maxlen, int) or self.maxlen < 1:
+        for name in ("maxlen", "per_script"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative int, not {value!r}")
+        if self.maxlen < 1:
             raise ValueError(f"maxlen must be a positive int, not {self.maxlen!r}")
+        if self.per_script == 0:
+            self.per_script = max(1, self.maxlen // 4)
         self.pending = deque()
+        self._held = {}
 
-    def offer(self, event: ScriptEvent) -> bool:
-        """Queue ``event``; False when the queue is full (the event is refused, not dropped)."""
+    def offer(self, event: ScriptEvent, *, size: int = 0, max_bytes: int | None = None) -> bool:
+        """Queue ``event``; False when the queue is full (the event is refused, not dropped).
+
+        ``max_bytes`` given: the event comes from a script, ``event.source_script``, and counts
+        against that script's share, with ``size`` bytes of its ``max_bytes`` per tick."""
         if len(self.pending) >= self.maxlen:
             return False
+        if max_bytes is not None:
+            count, held_bytes = self._held.get(event.source_script, (0, 0))
+            if count >= self.per_script or held_bytes + size > max_bytes:
+                return False
+            self._held[event.source_script] = (count + 1, held_bytes + size)
         self.pending.append(event)
         return True
 
@@ -140,4 +162,5 @@ class EventQueue:
         """Every queued event, oldest first; the queue is left empty."""
         events = list(self.pending)
         self.pending.clear()
+        self._held.clear()
         return events

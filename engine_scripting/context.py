@@ -6,6 +6,7 @@ Every failure leaves here as a ScriptError subclass.
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -16,15 +17,8 @@ import structlog
 
 from engine_scripting.boundary import HostBoundary
 from engine_scripting.convert import to_lua
-from engine_scripting.errors import (
-    CallAbandoned,
-    PermissionDenied,
-    ResourceLimitExceeded,
-    ScriptError,
-    ScriptRuntimeError,
-    SecurityViolation,
-)
-from engine_scripting.hooks import PUSH_FREE, ContextHooks, text
+from engine_scripting.errors import CallAbandoned, ScriptError, SecurityViolation
+from engine_scripting.hooks import PUSH_FREE, ContextHooks
 from engine_scripting.limits import ScriptResourceLimits
 from engine_scripting.native import Collector, LuaNative
 from engine_scripting.outcome import Outcomes, Result
@@ -36,7 +30,6 @@ _log = structlog.get_logger(__name__)
 # The host memory a call's converted results may take, in multiples of the memory limit.
 RESULT_CAP_FACTOR = 4
 _BINARY_CHUNK = b"\x1b"
-
 
 
 class ScriptContext:
@@ -57,8 +50,12 @@ class ScriptContext:
         watchdog: Watchdog | None,
         native: LuaNative | None,
         runner: Runner | None = None,
+        engine_closed: threading.Event | None = None,
+        engine: object = None,
     ) -> None:
         self.name = name
+        self._engine = engine   # its threads run while one of its contexts lives
+        self._engine_closed = engine_closed if engine_closed is not None else threading.Event()
         self._runner = runner
         self._dead = False
         self.limits = limits
@@ -137,6 +134,18 @@ class ScriptContext:
     def closed(self) -> bool:
         """True once ``close`` has run."""
         return self._runtime is None
+
+    @property
+    def running(self) -> bool:
+        """True while a call of this context is in progress (a host function it called may be
+        what asks)."""
+        return self._busy and not self._dead
+
+    def __enter__(self) -> ScriptContext:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def dead(self) -> bool:
@@ -266,6 +275,8 @@ class ScriptContext:
     def _check_open(self) -> None:
         if self._runtime is None:
             raise ScriptError("the context is closed", script=self.name)
+        if self._engine_closed.is_set():
+            raise ScriptError("the engine of this context is closed", script=self.name)
         if self._dead:
             raise CallAbandoned(
                 f"{self.name}: the context is dead: a call of it was abandoned",
@@ -364,21 +375,10 @@ class ScriptContext:
         if boundary.out_of_memory:
             boundary.out_of_memory = False
             raise self._outcomes.memory_error()
-        if hooks.violations:
-            kind, message, entity = hooks.violations[0]
-            error_class = PermissionDenied if kind == "permission" else SecurityViolation
-            raise error_class(message, reason=kind, script=self.name, entity=entity)
-        if reason is not None and reason is not False:
-            breached = text(reason)
-            raise ResourceLimitExceeded(
-                f"{self.name}: {breached} limit exceeded",
-                limit_type=breached,  # type: ignore[arg-type]
-                script=self.name,
-            )
-        if out_of_memory:
-            raise self._outcomes.memory_error()
-        if failure is not None:
-            raise ScriptRuntimeError(failure, script=self.name)
+        ended = self._outcomes.call_error(
+            hooks.violations[0] if hooks.violations else None, reason, out_of_memory, failure)
+        if ended is not None:
+            raise ended
         return result if isinstance(result, tuple) else (result,)
 
 

@@ -5,6 +5,8 @@ Uses sandbox.lua (compiled once per engine), ``LuaNative`` and ``Watchdog``.
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Callable
 from importlib.resources import files
 
@@ -61,10 +63,14 @@ class ScriptEngine:
         self._native: LuaNative | None = None
         self._watchdog: Watchdog | None = None
         self._runner: Runner | None = None
+        self._closed = threading.Event()
         if not trusted:
             self._native = LuaNative()
             self._watchdog = Watchdog(self._native, poll_interval_s=watchdog_poll_ms / 1000.0)
             self._runner = Runner()
+        # an engine dropped without close() still stops its threads
+        self._finalizer = weakref.finalize(self, _shut_down, self._closed, self._watchdog,
+                                           self._runner)
         self._setup_chunk = compile_chunk("lua/sandbox.lua", "sandbox")
         self._module_chunks = tuple(
             compile_chunk(path, path.removeprefix("lua/").removesuffix(".lua"))
@@ -85,6 +91,8 @@ class ScriptEngine:
         """
         if not isinstance(name, str) or not name:
             raise ScriptError("a context needs a non-empty name")
+        if self._closed.is_set():
+            raise ScriptError("the engine is closed")
         boundary = HostBoundary(self._runner)
         hooks = ContextHooks(self._output_maxlen, on_print, boundary)
         effective = None if self.trusted else (limits if limits is not None else self.limits)
@@ -112,7 +120,7 @@ class ScriptEngine:
                 script=name,
             ) from error
         context = ScriptContext(name, runtime, control, hooks, boundary, effective,
-                                self._watchdog, self._native, self._runner)
+                                self._watchdog, self._native, self._runner, self._closed, self)
         collect(True)  # the set-up chunk is garbage now: a context starts small
         return context
 
@@ -121,13 +129,30 @@ class ScriptEngine:
         """The worker thread that runs this engine's limited calls (None when trusted)."""
         return self._runner
 
+    @property
+    def closed(self) -> bool:
+        """True once ``close`` has run."""
+        return self._closed.is_set()
+
     def close(self) -> None:
-        """Stop the watchdog and worker threads. Contexts already created stop being
-        time-limited."""
-        if self._watchdog is not None:
-            self._watchdog.close()
-        if self._runner is not None:
-            self._runner.close()
+        """Stop the watchdog and worker threads. The engine's contexts refuse calls from then
+        on (nothing could limit them); ``close`` them to free their states."""
+        self._finalizer()
+
+    def __enter__(self) -> ScriptEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _shut_down(closed: threading.Event, watchdog: Watchdog | None,
+               runner: Runner | None) -> None:
+    closed.set()
+    if watchdog is not None:
+        watchdog.close()
+    if runner is not None:
+        runner.close()
 
 
 def compile_chunk(resource: str, chunk_name: str) -> bytes:

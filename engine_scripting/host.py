@@ -20,6 +20,7 @@ import structlog
 from engine_scripting.batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY, BatchColumns
 from engine_scripting.components import Script, ScriptEvent
 from engine_scripting.convert import to_python
+from engine_scripting.events import payload_bytes
 from engine_scripting.schema import ComponentSchema, FieldKind
 
 if TYPE_CHECKING:
@@ -60,6 +61,8 @@ class WorldBindings:
         self._script = script
         self._schemas = schemas
         self.spawned_this_tick = 0
+        # what this script's queued events may carry per tick (its memory limit)
+        self.max_event_bytes = 1 << 62
         self.batch = BatchColumns(schemas, self._failed)
 
     def functions(self) -> tuple[Callable[..., Any], ...]:
@@ -152,7 +155,9 @@ class WorldBindings:
                 return UNKNOWN_ENTITY
             event = ScriptEvent(name=name.decode("utf-8", "replace"), payload=to_python(payload),
                                 source_entity=source, source_script=self._script, target=target)
-            return DONE if self._system.queue_event(event) else MISSING
+            queued = self._system.queue_event(event, size=payload_bytes(event.payload),
+                                              max_bytes=self.max_event_bytes)
+            return DONE if queued else MISSING
         except Exception as error:
             return self._failed("emit", source, error)
 

@@ -171,13 +171,28 @@ class ScriptManager:
 
     def unload(self, name: str) -> None:
         """Remove a script and free its Lua state. Entities still linked to it stop running."""
-        record = self._scripts.pop(name, None)
+        record = self._scripts.get(name)
         if record is None:
             raise ScriptError(f"no script named {name!r}", script=name)
+        if record.context.running:
+            raise ScriptError(f"cannot unload {name!r} while it runs (unload it after the call)",
+                              script=name)
+        del self._scripts[name]
         record.context.close()
         for listener in self._unload_listeners:
             listener(name)
         _log.info("script.unloaded", script=name)
+
+    def close(self) -> None:
+        """Unload every script (their Lua states are freed). The engine stays open."""
+        for name in list(self._scripts):
+            self.unload(name)
+
+    def __enter__(self) -> ScriptManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def enable(self, name: str) -> None:
         """Let a script's instances run again; clears its consecutive-failure count."""

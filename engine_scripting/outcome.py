@@ -11,10 +11,12 @@ from typing import Any
 
 from engine_scripting.convert import PlainData, ResultTooLarge, exported_to_python, to_python
 from engine_scripting.errors import (
+    PermissionDenied,
     ResourceLimitExceeded,
     ScriptCompileError,
     ScriptError,
     ScriptRuntimeError,
+    SecurityViolation,
 )
 from engine_scripting.hooks import error_line, text
 from engine_scripting.native import LuaNative
@@ -58,6 +60,28 @@ class Outcomes:
         return ResourceLimitExceeded(
             f"{self.name}: memory limit exceeded", limit_type="memory", script=self.name
         )
+
+    def call_error(self, violation: tuple[str, str, int | None] | None, reason: object,
+                   out_of_memory: bool, failure: str | None) -> ScriptError | None:
+        """The error a call that ended without a result of its own ends with, in order: the
+        first violation it committed, the limit the watchdog stopped it at, a memory error,
+        or the Lua error it raised; None when it returned."""
+        if violation is not None:
+            kind, message, entity = violation
+            error_class = PermissionDenied if kind == "permission" else SecurityViolation
+            return error_class(message, reason=kind, script=self.name, entity=entity)
+        if reason is not None and reason is not False:
+            breached = text(reason)
+            return ResourceLimitExceeded(
+                f"{self.name}: {breached} limit exceeded",
+                limit_type=breached,  # type: ignore[arg-type]
+                script=self.name,
+            )
+        if out_of_memory:
+            return self.memory_error()
+        if failure is not None:
+            return ScriptRuntimeError(failure, script=self.name)
+        return None
 
     def values(self, result: tuple[object, ...], compiling: bool = False) -> Result:
         """The values of a call from xpcall's results; raises its typed error instead."""

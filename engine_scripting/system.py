@@ -39,6 +39,7 @@ from engine_scripting.errors import (
     ScriptError,
     ScriptRuntimeError,
 )
+from engine_scripting.events import route
 from engine_scripting.host import REFUSED, WorldBindings
 from engine_scripting.manager import ManagedScript, ScriptManager
 from engine_scripting.outcome import instance_errors
@@ -292,6 +293,8 @@ class ScriptSystem(esper.Processor):
 
     def _attach(self, record: ManagedScript) -> None:
         bindings = WorldBindings(self, record.name, self.schemas)
+        if record.context.limits is not None:
+            bindings.max_event_bytes = record.context.limits.max_memory_bytes
         context = record.context
         functions = (context.gated(function, refused)
                      for function, refused in zip(bindings.functions(), REFUSED, strict=True))
@@ -314,26 +317,27 @@ class ScriptSystem(esper.Processor):
 
     def _route(self, events: list[ScriptEvent],
                links: dict[str, list[int]]) -> dict[str, tuple[list[object], list[int]]]:
-        """Per script: the events its instances receive (each once) and (target, event number)
-        pairs, numbered from 1 as Lua sees them."""
+        """Per script: the events its instances receive, within its allowance (events.py);
+        a script that missed some hears of it on the console."""
         if not events:
             return {}
         script_of = {entity: name for name, entities in links.items() for entity in entities}
-        routed: dict[str, tuple[list[object], list[int]]] = {}
-        for event in events:
-            targets = script_of if event.target is None else (event.target,)
-            numbered: dict[str, int] = {}
-            for target in targets:
-                name = script_of.get(target)
-                if name is None:
-                    continue
-                script_events, pairs = routed.setdefault(name, ([], []))
-                number = numbered.get(name)
-                if number is None:
-                    script_events.append([event.name, event.payload])
-                    number = numbered[name] = len(script_events)
-                pairs += (target, number)
+        routed, dropped = route(events, script_of, self._event_allowance)
+        for name, count in dropped.items():
+            self.console_write(name, None, f"{count} events not delivered: they would take more"
+                               " than half the script's memory limit", "warning")
         return routed
+
+    def _event_allowance(self, name: str) -> int:
+        """What this tick's deliveries may add to a script's state: half its memory limit,
+        less what it uses already."""
+        record = self.manager.running(name)
+        if record is None or record.context.closed or record.context.dead:
+            return 0
+        limits = record.context.limits
+        if limits is None:
+            return 1 << 62
+        return max(0, limits.max_memory_bytes // 2 - record.context.memory_used)
 
     # -- resources ----------------------------------------------------------------------------
     def _find_resources(self) -> None:
@@ -373,12 +377,14 @@ class ScriptSystem(esper.Processor):
         assert self._console is not None
         self._console.append(ConsoleMessage(script, entity, text, level, self.tick))
 
-    def queue_event(self, event: ScriptEvent) -> bool:
-        """Queue an event for the next tick; False when the queue is full."""
+    def queue_event(self, event: ScriptEvent, *, size: int = 0,
+                    max_bytes: int | None = None) -> bool:
+        """Queue an event for the next tick; False when the queue is full. The world API
+        passes ``size`` and ``max_bytes`` for a script's event (see EventQueue.offer)."""
         if self._queue is None:
             self._find_resources()
         assert self._queue is not None
-        return self._queue.offer(event)
+        return self._queue.offer(event, size=size, max_bytes=max_bytes)
 
     def spawn_check(self, spawner: str, script: str) -> str | None:
         """Why ``spawner`` may not attach ``script`` to a new entity, or None."""

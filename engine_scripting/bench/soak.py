@@ -75,7 +75,9 @@ function on_event(self, name, payload)
   end
 end
 """
-GOOD_GRANTS = Permissions(read={"Body", "Counter"}, write={"Body", "Counter"}, emit={"ping"})
+# targeted events to a sibling need scope "any"
+GOOD_GRANTS = Permissions(read={"Body", "Counter"}, write={"Body", "Counter"}, emit={"ping"},
+                          scope="any")
 
 HOSTILE: MappingProxyType[str, str] = MappingProxyType({
     "looper": "function on_update(self) while true do end end",

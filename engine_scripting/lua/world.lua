@@ -518,6 +518,9 @@ function world.emit(name, payload, target)
   if target ~= nil and m_type(target) ~= "integer" then
     error("bad argument #3 to 'world.emit' (entity id or nil expected)", 2)
   end
+  if target ~= nil and not scope_any and target ~= current then
+    deny(s_format("world.emit to entity %d: this script may only touch its own entity", target))
+  end
   local copy = payload and copy_payload(payload, 1, {MAX_PAYLOAD_ITEMS}) or {}
   local status = h_emit(current, name, copy, target)
   if status == 0 then error("world.emit: the event queue is full", 2) end

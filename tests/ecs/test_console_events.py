@@ -79,7 +79,8 @@ def test_drain_and_clear(spawn_scripted: Loader, system: ScriptSystem) -> None:
 
 def test_the_event_queue_is_bounded(engine: ScriptEngine, world: str) -> None:
     manager = ScriptManager(engine)
-    esper.add_processor(ScriptSystem(manager, event_queue_maxlen=5))
+    # one script's share is a quarter of the queue: 5 of 20
+    esper.add_processor(ScriptSystem(manager, event_queue_maxlen=20))
     manager.load("spammer", """
         function on_update(self)
           local sent = 0

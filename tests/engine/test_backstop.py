@@ -109,7 +109,7 @@ def _run_scenario(code: str) -> dict[str, object]:
     done = subprocess.run([sys.executable, "-c", code, COLLIDING], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, object] = json.loads(_json_line(done.stdout))
     return result
 
 
@@ -236,6 +236,11 @@ print(json.dumps(took))
 """
 
 
+def _json_line(output: str) -> str:
+    """The scenario's JSON line (log lines of threads still ending may follow it)."""
+    return [line for line in output.splitlines() if line.startswith("{")][-1]
+
+
 def test_slow_collections_run_inside_watched_calls() -> None:
     """The manager collects a new script's state after its code ran, and the host may collect
     any state: both run as calls under the context's limits (a script can make one collection
@@ -245,7 +250,7 @@ def test_slow_collections_run_inside_watched_calls() -> None:
     done = subprocess.run([sys.executable, "-c", GC_SCENARIO, EPHEMERON_CHAIN],
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr[-3000:]
-    took = json.loads(done.stdout.strip().splitlines()[-1])
+    took = json.loads(_json_line(done.stdout))
     # unwatched, each took about 5 s; the promise is 2x the budget plus 100 ms
     assert took["load"] == "CallAbandoned" and took["load_s"] < 1.5, took
     assert took["collect"] == "CallAbandoned" and took["collect_s"] < 2 * 2.0 + 1.5, took

@@ -27,8 +27,9 @@ function on_update(self, dt)
   if best == nil then return end
   if best_d < 2.5 then
     self.known[best] = nil
-    -- the prey may be gone already (another predator got it): then there is nothing to catch
-    pcall(world.emit, "caught", {by = self.entity}, best)
+    -- a self-scoped script may not address other entities: it tells every prey which one it
+    -- caught (the prey may be gone already: another predator got it)
+    world.emit("caught", {by = self.entity, prey = best})
     return
   end
   local speed = 18

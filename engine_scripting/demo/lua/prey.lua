@@ -22,7 +22,8 @@ function on_update(self, dt)
 end
 
 function on_event(self, name, payload)
-  if name == "caught" and not self.caught then   -- two predators may catch it in one tick
+  -- two predators may catch it in one tick
+  if name == "caught" and payload.prey == self.entity and not self.caught then
     self.caught = true
     world.emit("prey_eaten", {by = payload.by})
     world.destroy(self.entity)
