@@ -36,6 +36,7 @@ from typing import Any
 import lupa.lua54 as lua54
 import structlog
 
+from engine_scripting.errors import ScriptError
 from engine_scripting.native import Collector, LuaNative
 from engine_scripting.runner import Runner, worker_of
 from engine_scripting.watchdog import TIME_COUNT, CallWatch
@@ -52,8 +53,8 @@ _SPARE_BYTES = 4096
 
 class HostBoundary:
     """The host functions of one context, wrapped so that they cannot hurt it or the host
-    (see the module docstring). One per context; the context reads ``interrupt`` and
-    ``out_of_memory`` when its call ends."""
+    (see the module docstring). One per context; the context reads ``interrupt``,
+    ``out_of_memory`` and ``host_failure`` when its call ends."""
 
     def __init__(self, runner: Runner | None) -> None:
         self._runner = runner
@@ -66,6 +67,7 @@ class HostBoundary:
         self.memory_limit: int | None = None   # in force now (set by the context around calls)
         self.interrupt: BaseException | None = None
         self.out_of_memory = False
+        self.host_failure: str | None = None
 
     def connect(self, collector: Collector, native: LuaNative, watch: CallWatch,
                 memory_used: Callable[[], int | None], collect: Callable[[bool], object]) -> None:
@@ -73,6 +75,21 @@ class HostBoundary:
         is a Lua function: a full collection, or an allocation that runs a due step."""
         self._collector, self._native, self._watch = collector, native, watch
         self._memory_used, self._collect = memory_used, collect
+
+    def take_failure(self, name: str,
+                     memory_error: Callable[[], ScriptError]) -> BaseException | None:
+        """What the call that just ended must raise because of its host functions, if
+        anything: a KeyboardInterrupt or SystemExit, a memory error, or a host failure."""
+        interrupt, self.interrupt = self.interrupt, None
+        out_of_memory, self.out_of_memory = self.out_of_memory, False
+        host_failure, self.host_failure = self.host_failure, None
+        if interrupt is not None:
+            return interrupt
+        if out_of_memory:
+            return memory_error()
+        if host_failure is not None:
+            return ScriptError(f"{name}: {host_failure}", script=name)
+        return None
 
     def settle(self) -> None:
         """Give the last host function's deferral back (the call has ended, steps are paused):
@@ -120,8 +137,11 @@ class HostBoundary:
                     self.interrupt = error
                 self._stop_script()
                 return refused
-            except BaseException:
+            except BaseException as error:   # a host bug: the call fails with it, typed
                 _log.exception("script.host_function_failed", function=function.__name__)
+                if self.host_failure is None:
+                    self.host_failure = (f"host function {function.__name__} failed:"
+                                         f" {type(error).__name__}: {error}")
                 return refused
             if self._collector is None:
                 return result

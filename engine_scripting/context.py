@@ -369,12 +369,9 @@ class ScriptContext:
                 reason = self._after_stop()
         finally:
             self._busy = False
-        interrupt, boundary.interrupt = boundary.interrupt, None
-        if interrupt is not None:
-            raise interrupt  # a KeyboardInterrupt or SystemExit in a host function
-        if boundary.out_of_memory:
-            boundary.out_of_memory = False
-            raise self._outcomes.memory_error()
+        pending = boundary.take_failure(self.name, self._outcomes.memory_error)
+        if pending is not None:
+            raise pending
         ended = self._outcomes.call_error(
             hooks.violations[0] if hooks.violations else None, reason, out_of_memory, failure)
         if ended is not None:

@@ -203,3 +203,21 @@ def test_interrupts_from_host_functions_stop_the_script_and_reach_the_host(raise
     assert float(out.split("elapsed ")[1].split()[0]) < 2.0, out   # not the 5 s budget
     assert "seen None" in out or "seen b'nil'" in out or "seen nil" in out, out
     assert "again 2" in out, out
+
+
+def test_any_other_exception_from_a_host_function_fails_the_call_typed() -> None:
+    out = _run_child("""
+        from engine_scripting import ScriptEngine, ScriptError
+        def on_print(line):
+            raise GeneratorExit("a host bug")   # a BaseException that is not an Exception
+        engine = ScriptEngine()
+        ctx = engine.create_context("printer", on_print=on_print)
+        try:
+            ctx.execute("local ok, e = pcall(print, 'x') seen = type(e)")
+            print("outcome returned")
+        except ScriptError as error:
+            print("outcome", type(error).__name__, error)
+        print("seen", ctx.execute("return seen"))
+    """)
+    assert "outcome ScriptError printer: host function" in out and "GeneratorExit" in out, out
+    assert "seen nil" in out, out
