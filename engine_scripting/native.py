@@ -1,46 +1,82 @@
-"""The few Lua C API entry points the watchdog needs, reached through ctypes.
+"""The few Lua C API entry points and struct fields the watchdog needs, reached through ctypes.
 
-Provides ``LuaNative``: arm and disarm a count hook on a ``lua_State``, read which threads a
-context lists as possibly running, read how many stack slots a thread uses, and re-enable hooks
-on a thread (``allowhook``). Uses the Lua C API that lupa's ``lua54`` extension module exports,
-and probes the struct layouts it relies on before use.
+Provides ``LuaNative``: ask a ``lua_State`` to run its hook (from the watchdog thread, by writing
+only the thread's own hook fields; see ``request_stop`` and docs/security.md), arm and disarm a
+count hook from the thread that runs the state, read which threads a context lists as possibly
+running, read how many stack slots a thread uses, and re-enable hooks on a thread (``allowhook``).
+Uses the Lua C API that lupa's ``lua54`` extension module exports. Every offset below is checked
+at start-up against an independent route (the C API, or arithmetic on Lua's own allocation) by
+native_probe.py, on a probe state, before any context exists; any mismatch, a missing symbol or
+another Lua release raises ``NativeLayoutError``, and no pointer is read through before it has
+been checked.
 
-``lua_sethook`` is the one call Lua allows from outside the running thread (lua.c arms it from
-its SIGINT handler). Every pointer handed to these functions belongs to a thread the sandbox keeps
-referenced for the duration of the call (see ``pin`` in sandbox.lua).
+Every thread address handed to these functions belongs to a thread the sandbox keeps referenced
+for the duration of the call and the next (see ``pin`` in sandbox.lua), so its ``lua_State`` is
+never freed while they run.
 """
 
 from __future__ import annotations
 
 import ctypes
 import struct
+from typing import Any
 
-import lupa.lua54 as lua54
-
-LUA_MASKCOUNT = 8
-# struct Table (Lua 5.4): CommonHeader, flags, lsizenode, alimit, then `TValue *array`
+# The Lua releases whose struct layouts (lstate.h, lobject.h) these offsets were taken from; add
+# a release only after comparing its lstate.h with the offsets below.
+SUPPORTED_RELEASES = ("5.4.8",)
+LUA_VERSION_NUM = 504
+LUA_MASKCALL, LUA_MASKRET, LUA_MASKCOUNT = 1, 2, 8
+# What the watchdog arms a thread with: the hook runs at the thread's next call, return, Lua
+# function entry or resumption, or, once `trap` is set, at its next instruction
+WATCHDOG_MASK = LUA_MASKCOUNT | LUA_MASKCALL | LUA_MASKRET
+# struct Table (Lua 5.4): CommonHeader (next, tt), flags, lsizenode, alimit, `TValue *array`,
+# node, lastfree, metatable
+_TABLE_TT_OFFSET = 8
 _TABLE_ARRAY_OFFSET = 16
+_TABLE_METATABLE_OFFSET = 40
+_LUA_VTABLE = 0x05   # the object header's tt (a TValue's tag adds the collectable bit)
 # struct TValue: Value (8 bytes), then the type tag
 _TVALUE_TAG_OFFSET = 8
 _TVALUE_SIZE = 16
 _LUA_VTHREAD_COLLECTABLE = 0x48
 _LUA_VNUMINT = 0x03
-# struct lua_State (Lua 5.4): CommonHeader, status, allowhook, nci, then `top` ... `stack`
+# struct lua_State (Lua 5.4.8, 64-bit): CommonHeader, status, allowhook, nci, top, l_G, ci,
+# stack_last, stack, ..., base_ci, hook, errfunc, nCcalls, oldpc, basehookcount, hookcount,
+# hookmask. The main thread's lua_State is followed by its global_State (struct LG in lstate.c)
 _STATE_ALLOWHOOK_OFFSET = 11
 _STATE_TOP_OFFSET = 16
+_STATE_GLOBAL_OFFSET = 24
+_STATE_CI_OFFSET = 32
 _STATE_STACK_LAST_OFFSET = 40
 _STATE_STACK_OFFSET = 48
+_STATE_BASE_CI_OFFSET = 96
+_STATE_HOOK_OFFSET = 160
+_STATE_BASEHOOKCOUNT_OFFSET = 184
+_STATE_HOOKCOUNT_OFFSET = 188
+_STATE_HOOKMASK_OFFSET = 192
+_STATE_SIZE = 200
 _STACK_SLOT_SIZE = 16
-_STATE_GLOBAL_OFFSET = 24
-# global_State holds `TString *tmname[TM_N]`, in the order __index, __newindex, __gc, __mode, ...
-_GLOBAL_SCAN_BYTES = 4096
-_POINTER_SIZE = 8
-_TM_GC = 2
+# struct CallInfo: func, top, previous, next, then `u`: for Lua functions savedpc, trap, ...;
+# callstatus last (bit CIST_C: a C function)
+_CI_FUNC_OFFSET = 0
+_CI_PREVIOUS_OFFSET = 16
+_CI_TRAP_OFFSET = 40
+_CI_CALLSTATUS_OFFSET = 62
+_CIST_C = 2
+# lua_Debug: the private `i_ci` after short_src[LUA_IDSIZE]
+_DEBUG_CI_OFFSET = 128
+_DEBUG_SIZE = 256
 # global_State: totalbytes and GCdebt (their sum is what the state has allocated), the string
-# table's `int nuse, size`; gcstopem and gcstp are found by probing (see _probe_collector)
+# table's `int nuse, size`, the collector's byte settings from gcstopem on, mainthread, and
+# `TString *tmname[TM_N]` in the order __index, __newindex, __gc, __mode, ...
 _GLOBAL_TOTALBYTES_OFFSET = 16
 _GLOBAL_DEBT_OFFSET = 24
 _GLOBAL_STRT_SIZE_OFFSET = 60
+_GLOBAL_GCSTOPEM_OFFSET = 103
+_GLOBAL_MAINTHREAD_OFFSET = 264
+_GLOBAL_TMNAME_OFFSET = 280
+_POINTER_SIZE = 8
+_TM_GC = 2
 # collectgarbage("generational", 17, 76) then ("incremental", 196, 116, 11) leave these bytes
 # from gcstopem to gcstepsize: gcstopem, genminormul, genmajormul/4, gcstp, gcemergency,
 # gcpause/4, gcstepmul/4, gcstepsize
@@ -57,6 +93,16 @@ class NativeLayoutError(RuntimeError):
 
 def _read_pointer(address: int) -> int:
     return ctypes.c_void_p.from_address(address).value or 0
+
+
+def global_state_of(main_state: int) -> int:
+    """The global_State of the state whose main thread is ``main_state``: read from ``l_G``, and
+    checked against where Lua allocates it (right after the main thread) before anyone reads
+    through it."""
+    global_state = _read_pointer(main_state + _STATE_GLOBAL_OFFSET)
+    if global_state != main_state + _STATE_SIZE:
+        raise NativeLayoutError("lua_State.l_G is not where Lua 5.4 keeps it")
+    return global_state
 
 
 class FinalizerSwitch:
@@ -88,7 +134,8 @@ class Collector:
     to allocate, without changing how much the state counts as allocated.
     """
 
-    def __init__(self, global_state: int, stop_offset: int) -> None:
+    def __init__(self, global_state: int) -> None:
+        stop_offset = _GLOBAL_GCSTOPEM_OFFSET + _GC_STOP_FROM_PROBE
         self._stop = ctypes.c_ubyte.from_address(global_state + stop_offset)
         self._total = ctypes.c_longlong.from_address(global_state + _GLOBAL_TOTALBYTES_OFFSET)
         self._debt = ctypes.c_longlong.from_address(global_state + _GLOBAL_DEBT_OFFSET)
@@ -120,96 +167,24 @@ class Collector:
 class LuaNative:
     """Hook arming and state inspection for lupa's Lua 5.4 states.
 
-    Raises NativeLayoutError at construction when the probes disagree with the expected layout;
-    a sandbox that cannot interrupt scripts must not run them.
+    Raises NativeLayoutError at construction when lupa's Lua is another release, lacks a C API
+    function, or a probe disagrees with an offset above: a sandbox that cannot interrupt scripts
+    must not run them.
     """
 
     def __init__(self) -> None:
-        library = ctypes.PyDLL(lua54.__file__)  # PyDLL keeps the GIL: arming is atomic for Python
-        self._sethook = library.lua_sethook
-        self._sethook.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
-        self._sethook.restype = None
-        gethook = library.lua_gethook
-        gethook.argtypes = [ctypes.c_void_p]
-        gethook.restype = ctypes.c_void_p
-        self._gethook = gethook
-        self.hook_function = self._find_hook_function()
-        self.stack_sampling = self._probe_layouts()
-        self._collector_stop_offset = self._probe_collector()
+        from engine_scripting import native_probe
 
-    def collector(self, state: int) -> Collector:
-        """The collector fields of the state whose main thread is ``state``."""
-        global_state = _read_pointer(state + _STATE_GLOBAL_OFFSET)
-        if not global_state:
-            raise NativeLayoutError("lua_State has no global state where Lua 5.4 keeps it")
-        return Collector(global_state, self._collector_stop_offset)
+        api = native_probe.load_api()
+        self._sethook: Any = api["lua_sethook"]
+        self.hook_function = 0
+        self.hook_function = native_probe.probe(api, self)
+        self.stack_sampling = True   # kept for callers: the stack layout is always probed
 
     @staticmethod
-    def _probe_collector() -> int:
-        """Find gcstp in global_State (Lua 5.4.4 and later), and check that it, the debt and
-        the total hold what Lua says they hold."""
-        runtime = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
-        main = int(runtime.execute("return string.format('%p', coroutine.running())"), 16)
-        global_state = _read_pointer(main + _STATE_GLOBAL_OFFSET)
-        runtime.execute('collectgarbage("generational", 17, 76)'
-                        ' collectgarbage("incremental", 196, 116, 11)')
-        found = ctypes.string_at(global_state, _GLOBAL_SCAN_BYTES).find(_GC_PROBE_BYTES)
-        if found < _GLOBAL_DEBT_OFFSET + 8:
-            raise NativeLayoutError("the collector's settings are not where Lua 5.4 keeps them")
-        stop_offset = found + _GC_STOP_FROM_PROBE
-        collector = Collector(global_state, stop_offset)
-        stop = collector._stop
-        runtime.execute('collectgarbage("stop")')
-        stopped = stop.value
-        collector.pause()
-        paused_running = runtime.eval('collectgarbage("isrunning")')
-        collector.resume()
-        runtime.execute('collectgarbage("restart")')
-        counted = runtime.eval('collectgarbage("count")') * 1024
-        total = collector._total.value + collector._debt.value
-        collector.defer(12345)
-        deferred = collector._total.value + collector._debt.value
-        if (stopped != 1 or stop.value != 0 or paused_running is not False
-                or counted != total or deferred != total):
-            raise NativeLayoutError("gcstp, GCdebt or totalbytes differ from Lua 5.4's")
-        return stop_offset
-
-    def _find_hook_function(self) -> int:
-        """The C hook that debug.sethook installs; it calls the Lua hook of the thread."""
-        runtime = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
-        state = int(runtime.execute("return string.format('%p', coroutine.running())"), 16)
-        runtime.execute("debug.sethook(function() end, '', 1000000)")
-        hook = self._gethook(state)
-        runtime.execute("debug.sethook()")
-        if not hook:
-            raise NativeLayoutError("lua_gethook did not return debug.sethook's hook")
-        return int(hook)
-
-    def _probe_layouts(self) -> bool:
-        runtime = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)
-        main, co, table = runtime.execute(
-            "local co = coroutine.create(print)\n"
-            "slots = {2, coroutine.running(), co}\n"
-            "return string.format('%p', slots[2]), string.format('%p', co),"
-            " string.format('%p', slots)"
-        )
-        if self.slot_threads(int(table, 16), 8) != [int(main, 16), int(co, 16)]:
-            raise NativeLayoutError("Lua table layout differs from Lua 5.4's")
-        state = int(main, 16)
-        inside_hook: list[int] = []
-        runtime.globals()[b"probe_hook"] = lambda: inside_hook.append(self._allowhook(state))
-        runtime.execute("debug.sethook(function() debug.sethook() probe_hook() end, '', 1)"
-                        " local x = 1")
-        if self._allowhook(state) != 1 or inside_hook != [0]:
-            raise NativeLayoutError("lua_State.allowhook is not where Lua 5.4 keeps it")
-        seen: list[int] = []
-        runtime.globals()[b"probe"] = lambda: seen.append(self.stack_slots(state))
-        runtime.execute("local function f(n) if n == 0 then probe() return 0 end "
-                        "return 1 + f(n - 1) end return f(100)")
-        idle = self.stack_slots(state)
-        capacity = self.stack_capacity(state)
-        return (bool(seen) and 0 <= idle < 64 and 200 <= seen[0] < 100_000
-                and seen[0] <= capacity < 1_000_000)
+    def collector(state: int) -> Collector:
+        """The collector fields of the state whose main thread is ``state``."""
+        return Collector(global_state_of(state))
 
     @staticmethod
     def disable_finalizers(state: int, event_names: tuple[int, ...], replacement: int) -> (
@@ -218,27 +193,62 @@ class LuaNative:
         """Point ``tmname[TM_GC]`` of ``state``'s global state at ``replacement``.
 
         ``event_names`` are the addresses of the strings "__index", "__newindex", "__gc" and
-        "__mode"; the slot is found where the four appear in that order.
+        "__mode", which must be the first four entries of ``tmname``.
         """
-        global_state = _read_pointer(state + _STATE_GLOBAL_OFFSET)
-        if not global_state:
-            raise NativeLayoutError("lua_State has no global state where Lua 5.4 keeps it")
-        memory = ctypes.string_at(global_state, _GLOBAL_SCAN_BYTES)
+        names = global_state_of(state) + _GLOBAL_TMNAME_OFFSET
         wanted = struct.pack(f"<{len(event_names)}Q", *event_names)
-        offset = memory.find(wanted)
-        while offset >= 0 and offset % _POINTER_SIZE:
-            offset = memory.find(wanted, offset + 1)
-        if offset >= 0:
-            return FinalizerSwitch(global_state + offset + _POINTER_SIZE * _TM_GC, replacement)
-        raise NativeLayoutError("metamethod names not found in Lua's global state")
+        if ctypes.string_at(names, len(wanted)) != wanted:
+            raise NativeLayoutError("metamethod names not found in Lua's global state")
+        return FinalizerSwitch(names + _POINTER_SIZE * _TM_GC, replacement)
 
     def arm(self, state: int, count: int) -> None:
-        """Arm a count hook that fires every ``count`` instructions on ``state``."""
+        """Arm a count hook that fires every ``count`` instructions on ``state``.
+
+        Only from the thread that runs the state (``lua_sethook`` walks the thread's call-info
+        list); the watchdog thread uses ``request_stop`` and ``trap_current``."""
         self._sethook(state, self.hook_function, LUA_MASKCOUNT, count)
 
     def disarm(self, state: int) -> None:
-        """Remove the hook of ``state``."""
+        """Remove the hook of ``state`` (from the thread that runs the state)."""
         self._sethook(state, None, 0, 0)
+
+    def request_stop(self, state: int, count: int) -> None:
+        """From any thread: make ``state`` run its hook at its next call, return, Lua function
+        entry or resumption, then every ``count`` instructions of traced code.
+
+        Writes only the hook fields of the ``lua_State`` itself (what ``lua_sethook`` writes
+        before it walks the call-info list), ``hookmask`` last; Lua reads them without locking by
+        design (lua_sethook may run in a signal handler). No CallInfo is touched."""
+        ctypes.c_void_p.from_address(state + _STATE_HOOK_OFFSET).value = self.hook_function
+        ctypes.c_int.from_address(state + _STATE_BASEHOOKCOUNT_OFFSET).value = count
+        ctypes.c_int.from_address(state + _STATE_HOOKCOUNT_OFFSET).value = count
+        ctypes.c_int.from_address(state + _STATE_HOOKMASK_OFFSET).value = WATCHDOG_MASK
+
+    def hook_state(self, state: int) -> tuple[int, int]:
+        """``(hookmask, basehookcount)`` of ``state`` when its hook is the sandbox's, else
+        ``(0, 0)``. ``(WATCHDOG_MASK, count)`` means ``request_stop(state, count)`` is still in
+        force: the hook has not run since (it re-arms or disarms the thread itself)."""
+        if _read_pointer(state + _STATE_HOOK_OFFSET) != self.hook_function:
+            return (0, 0)
+        return (ctypes.c_int.from_address(state + _STATE_HOOKMASK_OFFSET).value,
+                ctypes.c_int.from_address(state + _STATE_BASEHOOKCOUNT_OFFSET).value)
+
+    def requested(self, state: int, count: int) -> bool:
+        """True while ``request_stop(state, count)`` is still in force (see ``hook_state``)."""
+        return self.hook_state(state) == (WATCHDOG_MASK, count)
+
+    def trap_current(self, state: int, count: int) -> bool:
+        """From the watchdog thread: set ``trap`` of the Lua function ``state`` runs now, so that
+        a loop that makes no call reaches the hook. Only for a thread that kept the hook
+        ``request_stop`` set, with hooks allowed, and whose current frame is a Lua function.
+        One 4-byte store; see docs/security.md for what it can race with. True when stored."""
+        if not self.requested(state, count) or self._allowhook(state) != 1:
+            return False
+        ci = _read_pointer(state + _STATE_CI_OFFSET)
+        if not ci or ctypes.c_ushort.from_address(ci + _CI_CALLSTATUS_OFFSET).value & _CIST_C:
+            return False
+        ctypes.c_int.from_address(ci + _CI_TRAP_OFFSET).value = 1
+        return True
 
     @staticmethod
     def slot_threads(table: int, capacity: int) -> list[int]:
@@ -263,7 +273,7 @@ class LuaNative:
     def allow_hooks(state: int) -> None:
         """Let hooks run on ``state`` again. Lua turns them off while a hook runs, and leaves
         them off on a thread that a hook error ended, which would let its ``__close`` handlers
-        and message handlers run unbounded."""
+        and message handlers run unbounded. One byte of the (pinned) lua_State."""
         ctypes.c_ubyte.from_address(state + _STATE_ALLOWHOOK_OFFSET).value = 1
 
     @staticmethod

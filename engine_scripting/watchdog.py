@@ -1,11 +1,15 @@
 """The watchdog: a thread that stops scripts that overrun their time or recursion limits.
 
-Provides ``Watchdog`` and ``CallWatch``. Uses ``LuaNative`` to arm hooks and ``runner.Worker`` to
-abandon calls. The watchdog never runs script code: it only arms a hook on the threads a context
-may be running (its main thread and the coroutines listed in its ``slots`` table); the script's
-own thread then raises the error (see sandbox.lua). While every call is within budget it costs
-nothing inside Lua. A call still running ``ABANDON_GRACE_S`` after twice its budget is stuck
-inside a C function, where no hook fires: the watchdog abandons its worker (see runner.py).
+Provides ``Watchdog`` and ``CallWatch``. Uses ``LuaNative`` to request hooks and ``runner.Worker``
+to abandon calls. The watchdog never runs script code: it asks the threads a context may be
+running (its main thread and the coroutines listed in its ``slots`` table) to run their hook,
+by writing only the hook fields of each ``lua_State``; the script's own thread then runs the hook
+at its next call, return or function entry, arms every thread itself and raises the error (see
+sandbox.lua). A thread that kept the request for a whole poll is looping inside one Lua function
+without calls: only then is ``trap`` of its current frame set (see docs/security.md for why the
+watchdog touches no other Lua memory). While every call is within budget it costs nothing inside
+Lua. A call still running ``ABANDON_GRACE_S`` after twice its budget is stuck inside a C function,
+where no hook fires: the watchdog abandons its worker (see runner.py).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from engine_scripting.native import LuaNative
+from engine_scripting.native import LUA_MASKCOUNT, WATCHDOG_MASK, LuaNative
 from engine_scripting.runner import Worker
 
 _log = structlog.get_logger(__name__)
@@ -159,12 +163,24 @@ class Watchdog:
             watch.polls_stopping += 1
             force = watch.polls_stopping > ALLOW_HOOKS_AFTER_POLLS
             for thread in threads:
-                native.arm(thread, TIME_COUNT)
                 if force:
                     native.allow_hooks(thread)
+                self._request(thread, TIME_COUNT)
         elif now >= watch.sample_at and native.stack_sampling and not watch.stopping:
             watch.sample_at = now + self._poll_interval_s
             for thread in threads:
                 if native.stack_slots(thread) > watch.deep_slots:
                     watch.sampled = True
-                    native.arm(thread, SAMPLE_COUNT)
+                    self._request(thread, SAMPLE_COUNT)
+
+    def _request(self, thread: int, count: int) -> None:
+        """Ask ``thread`` to run its hook with ``count``. A thread the hook already armed itself
+        (for a stop) is left alone; one that kept the same request since the last poll has run
+        no call, return or function entry since, so it loops inside one Lua function: its
+        current frame gets ``trap``."""
+        native = self._native
+        state = native.hook_state(thread)
+        if state == (WATCHDOG_MASK, count):
+            native.trap_current(thread, count)
+        elif state != (LUA_MASKCOUNT, TIME_COUNT):
+            native.request_stop(thread, count)
