@@ -1,8 +1,10 @@
 """The Lua-facing ECS API: installs world.lua into a script's context and names its entry points.
 
 world.lua defines the `world` global and `print` for script code and the trampolines the
-ScriptSystem calls each tick. The manager installs it before a script's own code runs, so
-file-level code can already refer to `world`; the system attaches the host side later.
+ScriptSystem calls each tick; instances.lua, installed just before it, keeps the instance list
+and the lifecycle calls owed (the system hands it the list with ``sync``). The manager installs
+them before a script's own code runs, so file-level code can already refer to `world`; the
+system attaches the host side later.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ WORLD_CAPS = MappingProxyType({
 })
 
 
-def world_source() -> bytes:
-    """world.lua, precompiled (once by each ScriptManager)."""
-    return compile_chunk("lua/world.lua", "world")
+def world_source() -> tuple[bytes, bytes]:
+    """instances.lua and world.lua, precompiled (once by each ScriptManager)."""
+    return compile_chunk("lua/instances.lua", "instances"), compile_chunk("lua/world.lua", "world")
 
 
 @dataclass(frozen=True, slots=True)
 class WorldApi:
-    """The trampolines world.lua returned for one context (raw Lua functions)."""
+    """The trampolines world.lua and instances.lua returned for one context (raw Lua
+    functions)."""
 
     tick: Any
     reloaded: Any
@@ -40,21 +43,26 @@ class WorldApi:
     last_entity: Any
     instance_list: Any
     pending_writes: Any
+    sync: Any
 
 
 def install_world_api(
-    context: ScriptContext, source: bytes, permissions: Permissions, lines_per_tick: int,
+    context: ScriptContext, source: tuple[bytes, bytes], permissions: Permissions,
+    lines_per_tick: int,
 ) -> WorldApi:
-    """Install world.lua into ``context`` with ``permissions``; return its trampolines."""
+    """Install instances.lua and world.lua (``world_source()``) into ``context`` with
+    ``permissions``; return their trampolines."""
     grants = context.lua_value({
         "read": sorted(permissions.read), "write": sorted(permissions.write),
         "emit": sorted(permissions.emit), "scope": permissions.scope,
         "spawn": permissions.spawn, "destroy": permissions.destroy,
     })
     caps = context.lua_value({**WORLD_CAPS, "max_lines": lines_per_tick})
-    control: Any = context.install(source, "world", grants, caps)
+    roster: Any = context.install(source[0], "instances")
+    control: Any = context.install(source[1], "world", grants, caps, roster)
     return WorldApi(
         tick=control[b"tick"], reloaded=control[b"reloaded"],
         attach=control[b"attach"], last_entity=control[b"last_entity"],
-        instance_list=control[b"instance_list"], pending_writes=control[b"pending_writes"],
+        instance_list=roster[b"instance_list"], pending_writes=control[b"pending_writes"],
+        sync=roster[b"sync"],
     )

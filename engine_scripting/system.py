@@ -7,10 +7,11 @@ One tick, in order:
 1. the resource entity (Console and EventQueue) is found or created in the current world;
 2. scripts whose files changed are reloaded (every ``hot_reload_interval_s``);
 3. entities with a Script component are grouped by script name;
-4. for each enabled script, in load order: ``on_reload`` if a reload was adopted, then in one
-   batch: delivery of the events queued during the previous tick (``on_event``), ``on_destroy``
-   for ended instances, ``on_start`` for new ones and ``on_update`` for all; the batch's
-   buffered component writes are then applied;
+4. for each enabled script, in load order: if its entities changed, a sync (``_sync``) that
+   queues ``on_destroy`` for ended instances and ``on_start`` for new ones; ``on_reload`` if a
+   reload was adopted; then in one batch: the events queued during the previous tick
+   (``on_event``), the queued ``on_destroy`` and ``on_start`` calls (also those a stopped tick
+   left) and ``on_update`` for all; the batch's buffered component writes are then applied;
 5. each script's outcome is recorded in the manager, logged, and errors go to the console.
 """
 
@@ -110,9 +111,10 @@ class ScriptSystem(esper.Processor):
         self._queue: EventQueue | None = None
         self._bindings: dict[str, WorldBindings] = {}
         self._attached: dict[str, ManagedScript] = {}
-        self._instances: dict[str, set[int]] = {}       # started instances per script
+        self._instances: dict[str, set[int]] = {}       # instances per script (instances.lua's)
         self._order: dict[str, list[int]] = {}          # the same, ascending (world.lua's order)
         self._synced: dict[str, object] = {}            # links list each script last synced to
+        self._unsynced: set[str] = set()                # scripts whose last sync failed
         self._links: dict[str, list[int]] = {}
         self._links_source: object = None
         self._host_errors: dict[str, list[ScriptError]] = {}
@@ -176,83 +178,72 @@ class ScriptSystem(esper.Processor):
                 return
         bindings = self._bindings[name]
         bindings.spawned_this_tick = 0
-        known = self._instances[name]
-        if self._synced.get(name) is source:
-            added: list[int] = []
-            removed: list[int] = []
-        else:
-            wanted = set(entities)
-            added, removed = sorted(wanted - known), sorted(known - wanted)
         errors: list[ScriptError] = []
-        complete = True
-        bindings.batch.start_batch(self._order[name])
-        if record.reload_pending:
-            record.reload_pending = False
-            complete &= self._call(record, api.reloaded, errors, self.tick)
-        context = record.context
-        order = self._order[name]
-        if added or removed:
-            order = sorted((known | set(added)) - set(removed))
-            bindings.batch.start_batch(order)
-        events, targets = deliveries if deliveries else (None, None)
-        # plain data: the context converts it inside the watched call (see ScriptContext.invoke)
-        complete &= self._call(
-            record, api.tick, errors, dt, self.tick, added or None, removed or None,
-            events, targets,
-        )
-        if self._attached.get(name) is not record:
-            pass  # unloaded by host code during this tick: nothing of it is kept
-        elif complete:
-            known.update(added)
-            known.difference_update(removed)
-            self._order[name] = order
-            self._synced[name] = source
-        else:
-            self._synced.pop(name, None)
-            if not context.closed and not context.dead:
-                try:
-                    listed: Any = context.invoke(api.instance_list, host_memory=True)[0]
-                except ScriptError as error:  # e.g. stopped again: resynchronise next tick
-                    errors.append(error.with_context(script=name))
-                    listed = None
-                if listed is not None:
-                    self._instances[name] = {int(listed[i]) for i in range(1, len(listed) + 1)}
-                self._order[name] = sorted(self._instances[name])
+        if self._synced.get(name) is source or self._sync(record, entities, source, errors):
+            bindings.batch.start_batch(self._order[name])
+            if record.reload_pending:
+                record.reload_pending = False
+                self._call(record, api.reloaded, errors, self.tick)
+            events, targets = deliveries if deliveries else (None, None)
+            if self._attached.get(name) is record:  # not unloaded by host code in on_reload
+                # plain data: the context converts it inside the watched call (ScriptContext.invoke)
+                self._call(record, api.tick, errors, dt, self.tick, events, targets)
         errors.extend(self._host_errors.pop(name, ()))
         if self.profiling:
             self.manager.record_time(record, time.perf_counter() - started)
         self._report(record, errors)
         self.manager.record_tick(record, errors, len(self._instances.get(name, ())))
 
-    def _call(self, record: ManagedScript, function: Any, errors: list[ScriptError],
-              *args: object) -> bool:
-        """One batch call into the script's context; False when it stopped part-way.
+    def _sync(self, record: ManagedScript, entities: Iterable[int], source: object,
+              errors: list[ScriptError]) -> bool:
+        """Hand instances.lua the script's sorted instance list if it changed, in a watched call
+        of its own with the memory limit lifted. All or nothing: after a failure instances.lua
+        holds the old list or the new one; the tick is skipped (False), the next one syncs."""
+        name = record.name
+        wanted = set(entities)
+        if wanted != self._instances[name] or name in self._unsynced:
+            order = sorted(wanted)
+            try:
+                record.context.invoke(record.api.sync, order, data_args=True, host_memory=True)
+            except ScriptError as error:
+                self._unsynced.add(name)
+                self._synced.pop(name, None)
+                errors.append(error.with_context(script=name))
+                return False
+            self._unsynced.discard(name)
+            self._instances[name], self._order[name] = wanted, order
+        self._synced[name] = source
+        return True
 
-        ``args`` are plain data (the context converts them inside the watched call). The
-        batch's buffered component writes are written back after it, also after a stop."""
+    def _call(self, record: ManagedScript, function: Any, errors: list[ScriptError],
+              *args: object) -> None:
+        """One batch call into the script's context. ``args`` are plain data (the context
+        converts them inside the watched call). The batch's buffered component writes are
+        written back after it, also after a stop."""
         context = record.context
         try:
             result = context.invoke(function, *args, data_args=True)
         except ScriptError as error:
             entity = record.api.last_entity() if not (context.closed or context.dead) else None
             errors.append(error.with_context(script=record.name, entity=entity))
-            self._write_back(record, (), errors)
-            return False
+            self._write_back(record, None, errors)
+            return
         # not in a `finally`: an abandoned call unwinds its worker past this (runner.py)
-        self._write_back(record, result[1:], errors)
+        if len(result) > 1:  # nothing after the errors: nothing was written
+            self._write_back(record, result[1:], errors)
         if result and result[0] is not None:
             errors.extend(instance_errors(record.name, result[0]))
-        return True
 
-    def _write_back(self, record: ManagedScript, chunk: tuple[Any, ...],
+    def _write_back(self, record: ManagedScript, chunk: tuple[Any, ...] | None,
                     errors: list[ScriptError]) -> None:
         """Apply the batch's buffered component writes to the world: ``chunk`` is the first
-        (world.lua's ``pending_writes``: more, index, fields, count, first, values...), or
-        empty; further chunks are taken with watched calls."""
+        (world.lua's ``pending_writes``: more, index, fields, count, first, values...), or None
+        when the batch stopped before returning it; further chunks are taken with watched
+        calls."""
         bindings = self._bindings[record.name]
         context = record.context
         try:
-            if not chunk:
+            if chunk is None:
                 if context.closed or context.dead:
                     return
                 chunk = context.invoke(record.api.pending_writes, host_memory=True)
@@ -305,6 +296,7 @@ class ScriptSystem(esper.Processor):
         self._instances[record.name] = set()
         self._order[record.name] = []
         self._synced.pop(record.name, None)
+        self._unsynced.discard(record.name)
 
     def _forget(self, name: str) -> None:
         """Drop everything the system keeps for a script (the manager unloaded it)."""
@@ -313,6 +305,7 @@ class ScriptSystem(esper.Processor):
         self._instances.pop(name, None)
         self._order.pop(name, None)
         self._synced.pop(name, None)
+        self._unsynced.discard(name)
         self._host_errors.pop(name, None)
 
     def _route(self, events: list[ScriptEvent],

@@ -3,12 +3,13 @@
 -- Uses: the sandbox kit (original functions, violation reports), and the host functions the
 -- ScriptSystem attaches (Python callables, kept in upvalues that scripts cannot reach).
 -- Provides: the `world` global and `print`, and trampolines the system calls each tick.
+-- `roster` is instances.lua's module: the instance list and the on_start/on_destroy calls owed.
 --
 -- Every check that needs no world data runs here, in Lua, before anything crosses to Python:
 -- argument types, component and field names, value kinds, NaN/inf, payload caps, permissions
 -- and scope. A denied operation is reported out of band (the script is disabled even if it
 -- catches the error) and raised as a Lua error.
-local kit, grants, caps = ...
+local kit, grants, caps, roster = ...
 
 local type, error, xpcall, next, rawget, rawset, rawlen, tostring, select =
   kit.type, kit.error, kit.xpcall, kit.next, kit.rawget, kit.rawset, kit.rawlen, kit.tostring,
@@ -36,8 +37,11 @@ local scope_any, can_spawn, can_destroy = grants.scope == "any", grants.spawn, g
 local components = {}       -- name -> {index, fields = {...}, kinds = {...}, position = {f = i}}
 local h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print, h_fetch  -- attached
 
-local instances, order = {}, {}   -- entity -> self; entities in ascending order
-local slot_of = {}                -- entity -> its place in `order`
+-- roster's state as of this batch (see `adopt`): entity -> self; the entities, ascending;
+-- entity -> its place in `order`
+local instances, order, slot_of = {}, {}, {}
+local adopted = nil
+local roster_state, next_owed, receiver = roster.current, roster.next_owed, roster.receiver
 
 -- The batch cache: during one call from the system (a batch), the components of this script's
 -- instances are read from the esper world once per component (h_fetch, all instances at once)
@@ -588,25 +592,6 @@ local function new_tick(tick_no)
   errors = nil
 end
 
-local function remove_ordered(entity)
-  for i = 1, #order do
-    if order[i] == entity then
-      for j = i, #order - 1 do order[j] = order[j + 1] end
-      order[#order] = nil
-      return
-    end
-  end
-end
-
-local function insert_ordered(entity)
-  local i = #order
-  while i >= 1 and order[i] > entity do
-    order[i + 1] = order[i]
-    i = i - 1
-  end
-  order[i + 1] = entity
-end
-
 local function update_from(first, dt, on_update)
   for i = first, #order do
     local entity = order[i]
@@ -615,12 +600,15 @@ local function update_from(first, dt, on_update)
   end
 end
 
--- A new numbering of the instances; component tables are per slot, so they go too (a table
--- a script kept is no longer refreshed).
-local function renumber()
-  slot_of = {}
-  for i = 1, #order do slot_of[order[i]] = i end
+-- Take roster's current state for this batch (it changes only in `sync`, between batches).
+-- Component tables are per slot: with a new numbering they go (a table a script kept is no
+-- longer refreshed). `adopted` is set last, so a stop half-way adopts again next batch.
+local function adopt()
+  local state = roster_state()
+  if state == adopted then return end
+  instances, order, slot_of = state.instances, state.order, state.slot_of
   for _, component in next, components do component.tables, component.owned = nil, nil end
+  adopted = state
 end
 
 -- A receiver's own copy of a payload (already plain and capped when it was emitted).
@@ -633,54 +621,28 @@ end
 
 -- One tick of this script, in one batch: deliver the events queued during the previous tick
 -- (`events`: {{name, payload}, ...}, each converted once; `targets`: {entity, event number,
--- ...}; every receiver gets its own payload copy), end removed instances, start new ones,
--- update every instance. The instance list changes first, so that the batch cache covers the
--- instances of this tick. Instances that end still get the events sent to them; instances
--- that start this tick get none (they did not exist when the events were sent).
-local function tick(dt, tick_no, added, removed, events, targets)
+-- ...}; every receiver gets its own payload copy), run the on_destroy and on_start calls owed
+-- (see instances.lua: the host synced the instance list before this call), update every
+-- instance. Instances that end still get the events sent to them; instances whose on_start has
+-- not run get none (they did not exist when the events were sent).
+local function tick(dt, tick_no, events, targets)
   new_tick(tick_no)
   reset_cache()
-  local ended, ended_self, started, is_new = nil, nil, nil, nil
-  if removed then
-    ended, ended_self = {}, {}
-    for i = 1, #removed do
-      local entity = removed[i]
-      local self = instances[entity]
-      if self then
-        instances[entity] = nil
-        remove_ordered(entity)
-        ended[#ended + 1] = entity
-        ended_self[entity] = self
-      end
-    end
-  end
-  if added then
-    started, is_new = {}, {}
-    for i = 1, #added do
-      local entity = added[i]
-      if instances[entity] == nil then
-        instances[entity] = {entity = entity}
-        insert_ordered(entity)
-        started[#started + 1] = entity
-        is_new[entity] = true
-      end
-    end
-  end
-  if ended or started then renumber() end
+  adopt()
   if targets then
     for i = 1, #targets, 2 do
-      local target, event = targets[i], events[targets[i + 1]]
-      local self = instances[target] or (ended_self and ended_self[target])
-      if self and not (is_new and is_new[target]) then
+      local target = targets[i]
+      local self = receiver(target)
+      if self then
+        local event = events[targets[i + 1]]
         run("on_event", target, self, event[1], fresh(event[2]))
       end
     end
   end
-  if ended then
-    for i = 1, #ended do run("on_destroy", ended[i], ended_self[ended[i]]) end
-  end
-  if started then
-    for i = 1, #started do run("on_start", started[i], instances[started[i]]) end
+  local callback, entity, self = next_owed()
+  while callback do
+    run(callback, entity, self)
+    callback, entity, self = next_owed()
   end
   local on_update = rawget(current_env(), "on_update")
   if type(on_update) == "function" then
@@ -700,14 +662,17 @@ local function tick(dt, tick_no, added, removed, events, targets)
   return errors, pending_writes()
 end
 
-
--- Call on_reload(self) on every instance after a new version of the code was adopted.
+-- Call on_reload(self) on every instance after a new version of the code was adopted (not on
+-- those whose on_start is still owed: they have not run the old code).
 local function reloaded(tick_no)
   new_tick(tick_no)
   reset_cache()
+  adopt()
+  local unstarted = adopted.unstarted
   for i = 1, #order do
     local entity = order[i]
-    run("on_reload", entity, instances[entity])
+    local self = instances[entity]
+    if unstarted[entity] ~= self then run("on_reload", entity, self) end
   end
   return errors, pending_writes()
 end
@@ -826,13 +791,5 @@ local function last_entity()
   return entity
 end
 
--- The entities that have a running instance, ascending (for the host to resynchronise).
-local function instance_list()
-  local copy = {}
-  for i = 1, #order do copy[i] = order[i] end
-  return copy
-end
-
-return {tick = tick, reloaded = reloaded, attach = attach,
-        last_entity = last_entity, instance_list = instance_list,
+return {tick = tick, reloaded = reloaded, attach = attach, last_entity = last_entity,
         pending_writes = pending_writes}
