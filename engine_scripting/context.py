@@ -324,24 +324,24 @@ class ScriptContext:
         collector = self._collector
         boundary = self._boundary
         try:
+            # host work, outside the budget: no collector step runs meanwhile (it is paused
+            # between calls), so nothing a script prepared can make it slow
+            if convert:
+                args = tuple(to_lua(runtime, arg) for arg in args)
+                push_free = PUSH_FREE.issuperset(map(type, args))
+            if not push_free and (limit is not None or collector is not None):
+                # strings and other values that allocate when pushed travel in one table,
+                # made while no limit is in force
+                packed = runtime.table_from(list(args))
+                function, args = self._apply, (function, packed, len(args))
             watchdog = self._watchdog
             worker = self._runner.current() if self._runner is not None else None
             if worker is not None:
                 worker.open_calls.append(self)
-            # watched from before anything allocates in the state: an allocation may run a
-            # step of the collector, which a script can make last seconds (weak tables)
             if watch is not None and watchdog is not None:
                 watch.worker = worker
                 watchdog.begin(watch)
             try:
-                if convert:
-                    args = tuple(to_lua(runtime, arg) for arg in args)
-                    push_free = PUSH_FREE.issuperset(map(type, args))
-                if not push_free and (limit is not None or collector is not None):
-                    # strings and other values that allocate when pushed travel in one table,
-                    # made while no limit is in force and no collector step can run
-                    packed = runtime.table_from(list(args))
-                    function, args = self._apply, (function, packed, len(args))
                 if limit is not None:
                     runtime.set_max_memory(limit)
                     boundary.memory_limit = limit

@@ -33,6 +33,7 @@ _SYMBOLS: Final[Mapping[str, tuple[tuple[Any, ...], Any]]] = MappingProxyType({
     "lua_gethookcount": ((ctypes.c_void_p,), ctypes.c_int),
     "lua_getstack": ((ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p), ctypes.c_int),
     "lua_gettop": ((ctypes.c_void_p,), ctypes.c_int),
+    "lua_checkstack": ((ctypes.c_void_p, ctypes.c_int), ctypes.c_int),
     "lua_version": ((ctypes.c_void_p,), ctypes.c_double),
 })
 _PROBE_COUNT = 1_000_000
@@ -184,6 +185,15 @@ def _check_frames(api: dict[str, Any], runtime: Any) -> None:
         if stack != base or not stack < func < top:
             raise _fail("lua_State.stack")
         if not top <= last <= stack + size * _MAX_STACK_SLOTS or (last - stack) % size:
+            raise _fail("lua_State.stack_last")
+        # growing the stack past its end must give exactly luaD_growstack's new size
+        slots, used = (last - stack) // size, (top - stack) // size
+        wanted = (last - top) // size + 8
+        if not api["lua_checkstack"](state, wanted):
+            raise _fail("lua_State.stack_last")
+        stack = _field(state, layout._STATE_STACK_OFFSET, ctypes.c_void_p)
+        last = _field(state, layout._STATE_STACK_LAST_OFFSET, ctypes.c_void_p)
+        if last - stack != size * max(2 * slots, used + wanted):
             raise _fail("lua_State.stack_last")
         seen.append(trap)
 
