@@ -30,7 +30,8 @@ C_CALL_SHARE = 0.5
 PRINT_LINE_LIMIT = 8192
 # The sandbox's own Lua modules, run at set-up after argcheck.lua, in this order: each gets the
 # original library functions, argcheck, and what the modules before it returned.
-SANDBOX_MODULES = ("lua/pattern_compile.lua", "lua/patterns.lua", "lua/tables.lua")
+SANDBOX_MODULES = ("lua/pattern_compile.lua", "lua/patterns.lua", "lua/tables.lua",
+                   "lua/coroutines.lua")
 
 
 class ScriptEngine:

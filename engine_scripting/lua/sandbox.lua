@@ -8,11 +8,8 @@
 -- arms every known thread and raises on every instruction, so pcall cannot swallow the stop. A
 -- standing hook costs +130% on Lua 5.4, so none is set while a script is within budget.
 --
--- `slots` lists every coroutine resumed in this call that may still be running: a coroutine is
--- added when it is first resumed and leaves only when it is neither running nor resuming another
--- (see `compact`); up to 16 made by coroutine.wrap are listed from creation until they are dead
--- (see `sb_wrap`). So the running thread is always listed, and a switch to a listed coroutine
--- costs one table read, or nothing for those 16.
+-- `slots` lists every coroutine that may be running in this call; coroutines.lua keeps it (its
+-- header says how), and wraps coroutine.create, resume, wrap and close to that end.
 local print_sink, report_violation, max_depth, c_call_ns, print_limit, trusted, max_load_bytes,
   argcheck_chunk, export_chunk = ...
 local module_chunks = {select(10, ...)}   -- engine.SANDBOX_MODULES, precompiled, in order
@@ -24,9 +21,7 @@ local type, error, pcall, xpcall, select, next, rawget, rawset, rawequal, rawlen
 local tostring, tonumber, setmetatable, getmetatable, load, ipairs, pairs, assert =
   tostring, tonumber, setmetatable, getmetatable, load, ipairs, pairs, assert
 local d_getmetatable = debug.getmetatable
-local co_create, co_resume, co_running, co_status, co_close, co_wrap =
-  coroutine.create, coroutine.resume, coroutine.running, coroutine.status, coroutine.close,
-  coroutine.wrap
+local co_running = coroutine.running
 local d_getupvalue = debug.getupvalue
 local s_byte, s_sub, s_find, s_match, s_rep, s_format, s_len =
   string.byte, string.sub, string.find, string.match, string.rep, string.format, string.len
@@ -51,23 +46,15 @@ local TIME_COUNT, SAMPLE_COUNT = 1, 2   -- hook counts the watchdog arms with, p
 local RECURSION_MESSAGE = "recursion limit exceeded"
 local killed = false                    -- false | "time" | "recursion"
 local killed_threads = setmetatable({}, {__mode = "k"})
--- Up to PERMANENT_CAPACITY coroutines made by coroutine.wrap keep their slot from creation until
--- they are dead (see sb_wrap), so that their calls need no wrapper; the rest of the capacity is
--- for coroutines nested inside one another.
+-- 16 permanent slots for coroutine.wrap generators, 200 for nested coroutines (coroutines.lua)
 local PERMANENT_CAPACITY = 16
--- Every nested resume is a C call, so Lua's own limit of 200 nested C calls ("C stack overflow")
--- comes before this capacity runs out: "too many nested coroutines" cannot happen.
 local SLOT_CAPACITY = 200 + PERMANENT_CAPACITY   -- slots[1..217]: 3.4 KiB
 -- slots[1]: how many threads follow; slots[2 .. n + 1]: the threads. The array is filled once
 -- (with `main` as filler) and never resized, because the watchdog reads it from another thread.
 local slots = {0}
 for i = 2, SLOT_CAPACITY + 1 do slots[i] = main end
-local in_slots, top = {}, 0
-local permanent, permanent_count = {}, 0   -- thread -> true: listed until it is dead
-local compacted_for_wrap = false   -- sb_wrap compacts at most once per call
--- Threads that left `slots` stay referenced for this call and the next one: the watchdog may
--- still hold their address.
-local pins, old_pins, pins_dirty, old_dirty = {}, {}, false, false
+local threads_state = {dirty = false}   -- dirty: coroutines.lua has work at the next call's start
+local threads_begin                      -- that work (untrusted contexts only)
 local last_deep = false      -- the last failed call ran deeper than the recursion limit
 local last_handled = false   -- the message handler saw the last error (memory errors skip it)
 local hook
@@ -103,66 +90,12 @@ hook = function()
 end
 d_sethook(hook, "", 0)
 
--- Whether a listed thread must stay listed: it runs or resumes another, or it holds a permanent
--- slot and is not dead. A permanent thread that died gives its slot up.
-local function stays(thread, status)
-  if permanent[thread] then
-    if status ~= "dead" then return true end
-    permanent[thread] = nil
-    permanent_count = permanent_count - 1
-    return false
-  end
-  return status == "running" or status == "normal"
-end
-
--- Keep in `slots` only the threads that must stay (above); the rest move to pins. Entries only
--- move down, and every entry is a live thread at all times: the watchdog may read the array
--- while this runs. No thread is listed twice (`in_slots` guards every push). Between calls no
--- thread runs, so only permanent ones need their status read.
-local function compact(between_calls)
-  local n = 0
-  for i = 2, top + 1 do
-    local thread = slots[i]
-    local status = (between_calls and not permanent[thread]) and "suspended"
-      or co_status(thread)
-    if stays(thread, status) then
-      n = n + 1
-      slots[n + 1] = thread
-    else
-      in_slots[thread] = nil
-      pins[thread] = true
-    end
-  end
-  for i = n + 2, top + 1 do slots[i] = main end
-  pins_dirty = true
-  top = n
-  slots[1] = n
-  return n
-end
-
-local function push(co)
-  local n = top
-  if n >= SLOT_CAPACITY then
-    n = compact()
-    if n >= SLOT_CAPACITY then error("too many nested coroutines", 3) end
-  end
-  n = n + 1
-  slots[n + 1] = co
-  in_slots[co] = true
-  top = n
-  slots[1] = n
-end
-
 local env      -- the script environment, filled in below
 local staged   -- the environment of the version `stage` runs (load's default meanwhile)
 
 local function begin_call()
-  if top > 0 then compact(true) end
-  if pins_dirty or old_dirty then
-    old_pins, pins = pins, {}
-    old_dirty, pins_dirty = pins_dirty, false
-  end
-  last_deep, last_handled, compacted_for_wrap, staged = false, false, false, nil
+  if threads_state.dirty then threads_begin() end
+  last_deep, last_handled, staged = false, false, nil
 end
 
 ------------------------------------------------------------------------------------------------
@@ -290,85 +223,6 @@ local function sb_collectgarbage(...)
 end
 
 ------------------------------------------------------------------------------------------------
--- coroutine: threads get the hook function when created and a slot when first resumed
-------------------------------------------------------------------------------------------------
-local function sb_create(...)
-  local f = ...
-  if type(f) ~= "function" then typeerror(1, 1, "function", f, select("#", ...) >= 1) end
-  local co = co_create(f)
-  hooktable[co] = hook
-  return co
-end
-
-local function sb_resume(...)
-  local co = ...
-  if in_slots[co] == nil then
-    if type(co) ~= "thread" then typeerror(1, 1, "thread", co, select("#", ...) >= 1) end
-    push(co)
-  end
-  return co_resume(...)
-end
-
-local function sb_close(...)
-  local co = ...
-  if type(co) ~= "thread" then typeerror(1, 1, "thread", co, select("#", ...) >= 1) end
-  -- a thread stopped by the hook has hooks off for good: its __close handlers must not run
-  if killed_threads[co] then return false, "coroutine was stopped by a resource limit" end
-  local status = co_status(co)
-  if status == "running" or status == "normal" then
-    error("cannot close a " .. status .. " coroutine", 2)
-  end
-  if in_slots[co] == nil then push(co) end
-  return co_close(co)
-end
-
--- What lcorolib's auxwrap does after a failed resume: close a coroutine that failed, and add the
--- caller's position to a string error.
-local function wrap_failed(co, err)
-  if co_status(co) == "dead" then
-    local closed, close_err = co_close(co)
-    if not closed then err = close_err end
-  end
-  if type(err) == "string" then error(err, 3) end
-  error(err, 0)
-end
-
-local function wrap_finish(co, ok, ...)
-  if ok then return ... end
-  wrap_failed(co, (...))
-end
-
--- While permanent slots are free, the coroutine is listed at creation until it is dead, and the
--- script gets the C function coroutine.wrap made: switches cost nothing extra. If the hook stops
--- the thread, that function closes it; the watchdog re-enables hooks on listed threads that
--- overrun (ALLOW_HOOKS_AFTER_POLLS), so its __close handlers stay interruptible. A generator
--- abandoned while suspended keeps its slot for the life of the context; once all permanent slots
--- are taken, calls go through a Lua function (auxwrap's behaviour, in Lua) that lists the
--- coroutine when first resumed in a call.
-local function sb_wrap(...)
-  local f = ...
-  if type(f) ~= "function" then typeerror(1, 1, "function", f, select("#", ...) >= 1) end
-  local wrapped = co_wrap(f)
-  local _, co = d_getupvalue(wrapped, 1)
-  hooktable[co] = hook
-  if (permanent_count >= PERMANENT_CAPACITY or top >= SLOT_CAPACITY)
-     and not compacted_for_wrap then
-    compacted_for_wrap = true
-    compact()   -- frees the places of dead and finished ones
-  end
-  if permanent_count < PERMANENT_CAPACITY and top < SLOT_CAPACITY then
-    permanent[co] = true
-    permanent_count = permanent_count + 1
-    push(co)
-    return wrapped
-  end
-  return function(...)
-    if in_slots[co] == nil then push(co) end
-    return wrap_finish(co, co_resume(co, ...))
-  end
-end
-
-------------------------------------------------------------------------------------------------
 -- The script environment
 ------------------------------------------------------------------------------------------------
 local function copy_library(lib, skip)
@@ -390,12 +244,10 @@ else
   local sb_string = copy_library(string, {dump = true})
   local sb_table = copy_library(table)
   local sb_coroutine = copy_library(coroutine)
-  sb_coroutine.create, sb_coroutine.resume = sb_create, sb_resume
-  sb_coroutine.wrap, sb_coroutine.close = sb_wrap, sb_close
 
   -- C functions that could run long inside one instruction get the modules' replacements:
   -- the C function where its cost is provably small, an interruptible Lua port otherwise
-  local libraries = {string = sb_string, table = sb_table}
+  local libraries = {string = sb_string, table = sb_table, coroutine = sb_coroutine}
   local module_kit = {
     base = {type = type, error = error, select = select, next = next, rawget = rawget,
             rawset = rawset, rawequal = rawequal, rawlen = rawlen, tostring = tostring,
@@ -405,6 +257,9 @@ else
     utf8 = copy_library(utf8), coroutine = copy_library(coroutine),
     debug = {getinfo = d_getinfo, getmetatable = d_getmetatable, getupvalue = d_getupvalue},
     c_call_ns = c_call_ns,
+    threads = {slots = slots, main = main, hook = hook, hooktable = hooktable,
+               killed_threads = killed_threads, state = threads_state,
+               permanent_capacity = PERMANENT_CAPACITY, slot_capacity = SLOT_CAPACITY},
   }
   local shared = {}   -- every module's entries, for the modules after it
   for i = 1, #module_chunks do
@@ -418,11 +273,10 @@ else
       end
     end
   end
+  threads_begin = shared._begin
   local sb_math, sb_utf8 = copy_library(math), copy_library(utf8)
   for fn, name in next, {[sb_pcall] = "pcall", [sb_xpcall] = "xpcall", [sb_print] = "print",
-                         [sb_load] = "load", [sb_collectgarbage] = "collectgarbage",
-                         [sb_create] = "coroutine.create", [sb_resume] = "coroutine.resume",
-                         [sb_wrap] = "coroutine.wrap", [sb_close] = "coroutine.close"} do
+                         [sb_load] = "load", [sb_collectgarbage] = "collectgarbage"} do
     argcheck.name(fn, name)
   end
 

@@ -49,9 +49,7 @@ local STR_LT_MAX = CMP_STR_NS + LONG_STRINGS // 2 * CMP_BYTE_NS   -- sort_lt's `
 -- wrapper, where luaL_where(L, 1) puts it.
 local LERR = {}
 local function lerror(msg) error({[LERR] = msg}, 0) end
-
 local SRC = getinfo(1, "S").short_src
-
 -- Calls f(a..f_) from inside a C function (gsub's replacement callback) so that, as inside the C
 -- original, a yield from a metamethod or comparator fails. Errors the VM raises in this file get
 -- this file's position; a C function's errors carry none, so it is removed.
@@ -82,7 +80,6 @@ end
 
 -- Calls f from a Lua frame of this file, where luaL_where(L, 1) points.
 local function via(f, ...) return f(...) end
-
 local function results(ok, ...)
   if ok then return ... end
   reraise(...)
@@ -110,7 +107,6 @@ local function objtypename(v)
 end
 
 local function len_of(t) return #t end
-
 -- luaL_len, called from a wrapper's body.
 local function getn(t)
   local n = m_tointeger(run(len_of, t))
@@ -122,7 +118,6 @@ end
 -- insert, remove, move
 ------------------------------------------------------------------------------------------------
 local function set(t, k, v) t[k] = v end
-
 local function shift_up(t, e, pos, v)
   if pos < e then
     for i = e, pos + 1, -1 do t[i] = t[i - 1] end
@@ -266,7 +261,6 @@ local function concat(...)
 end
 
 local EMPTY = {}
-
 local function read_range(t, i, n)
   local copy = {}
   for k = 0, n - 1 do copy[k + 1] = t[i + k] end
@@ -357,7 +351,6 @@ local function default_lt(a, b)
 end
 
 local INVALID = "invalid order function for sorting"
-
 local function auxsort(t, lo, up, rnd, lt, fin)
   while lo < up do
     if fin and fin(t, lo, up) then return end
@@ -422,7 +415,6 @@ end
 -- comparisons and leaves at least one element on each side, so at most (n^2 + 12n)/4 + 4 in all
 -- (scratch/tables2/dp.py); and at most one re-randomization (clock() and time()) per level.
 local function sort_cost(n, cmp_ns) return ((n * n + 12.0 * n) * 0.25 + 4) * cmp_ns + n * RND_NS end
-
 -- CMP_NUM_NS when t[1..n] are all numbers and none is NaN, else nil; raises on values that are
 -- neither numbers nor numeric strings (a `for` takes no metamethod), which pcall turns into nil.
 local function number_cost(t, n)
@@ -573,18 +565,27 @@ local function sort(...)
 end
 
 ------------------------------------------------------------------------------------------------
--- string.rep: an empty piece makes C loop n times for nothing
+-- string.rep: C's cost is the result's length, or n empty loops for an empty piece
 ------------------------------------------------------------------------------------------------
+-- REP_CAP[n] (n integral in 1..64; 3.0 reads [3], and C takes it as 3): the longest #s + #sep
+-- whose n copies fit in INT_MAX. SEP_LEN[sep]: #sep, for up to 32 short separators seen before.
+local REP_CAP, SEP_LEN, seps = {}, {[""] = 0}, 1
+for n = 1, FAST and 64 or 0 do REP_CAP[n] = INT_MAX // n end
 local function rep(...)
   local s, n, sep = ...
-  if FAST and type(s) == "string" and m_type(n) == "integer"
-     and (sep == nil or type(sep) == "string") then
-    local l = #s + (sep and #sep or 0)
-    if l > 0 and (n <= 0 or l <= INT_MAX // n) then return s_rep(s, n, sep) end
+  local cap = REP_CAP[n]
+  if cap == nil and FAST and m_type(n) == "integer" and n > 64 then cap = INT_MAX // n end
+  if cap and type(s) == "string" then
+    local lsep = sep == nil and 0 or SEP_LEN[sep]
+    if lsep == nil and type(sep) == "string" then
+      lsep = #sep
+      if lsep <= 40 and seps < 32 then SEP_LEN[sep], seps = lsep, seps + 1 end
+    end
+    local l = lsep and #s + lsep
+    if l and l <= cap and (l > 0 or n <= 64) then return s_rep(s, n, sep) end
   end
   local nargs = select("#", ...)
-  s = checkstring(1, 1, s, nargs >= 1)
-  n = checkinteger(1, 2, n, nargs >= 2)
+  s, n = checkstring(1, 1, s, nargs >= 1), checkinteger(1, 2, n, nargs >= 2)
   if sep == nil then sep = "" else sep = checkstring(1, 3, sep, true) end
   local l = #s + #sep
   if n <= 0 or l == 0 then return "" end
@@ -594,7 +595,6 @@ end
 
 return {
   ["table.move"] = move, ["table.insert"] = insert, ["table.remove"] = remove,
-  ["table.sort"] = sort, ["table.concat"] = concat, ["table.unpack"] = unpack,
-  ["string.rep"] = rep,
+  ["table.sort"] = sort, ["table.concat"] = concat, ["table.unpack"] = unpack, ["string.rep"] = rep,
   _strlt = strlt, _sort_cost = sort_cost,
 }
