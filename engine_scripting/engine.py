@@ -5,6 +5,8 @@ Uses sandbox.lua (compiled once per engine), ``LuaNative`` and ``Watchdog``.
 
 from __future__ import annotations
 
+import os
+import struct
 import threading
 import weakref
 from collections.abc import Callable
@@ -111,8 +113,10 @@ class ScriptEngine:
         try:
             loader = runtime.globals()[b"load"]
             setup = loader(self._setup_chunk, b"=sandbox", b"b")
+            seeds = struct.unpack("<qq", os.urandom(16))
             control = setup(hooks.lua_print, hooks.lua_report, depth, c_call_ns,
-                            PRINT_LINE_LIMIT, self.trusted, MAX_SOURCE_BYTES, *self._module_chunks)
+                            PRINT_LINE_LIMIT, self.trusted, MAX_SOURCE_BYTES, *seeds,
+                            *self._module_chunks)
             collect = control[b"collect"]  # no script object exists yet: cheap, and unwatched
             del setup, loader
         except lua54.LuaMemoryError as error:

@@ -11,8 +11,13 @@
 -- `slots` lists every coroutine that may be running in this call; coroutines.lua keeps it (its
 -- header says how), and wraps coroutine.create, resume, wrap and close to that end.
 local print_sink, report_violation, max_depth, c_call_ns, print_limit, trusted, max_load_bytes,
-  argcheck_chunk, export_chunk = ...
-local module_chunks = {select(10, ...)}   -- engine.SANDBOX_MODULES, precompiled, in order
+  seed1, seed2, argcheck_chunk, export_chunk = ...
+local module_chunks = {select(12, ...)}   -- engine.SANDBOX_MODULES, precompiled, in order
+
+-- Lua seeds each state's generator from the time and an address, which math.randomseed()
+-- returns: one script could predict another's rolls. Seeds come from the host's os.urandom.
+local m_randomseed = math.randomseed
+m_randomseed(seed1, seed2)
 
 local d_sethook, d_gethook, d_getinfo, d_traceback, d_getregistry =
   debug.sethook, debug.gethook, debug.getinfo, debug.traceback, debug.getregistry
@@ -275,6 +280,15 @@ else
   end
   threads_begin = shared._begin
   local sb_math, sb_utf8 = copy_library(math), copy_library(utf8)
+  sb_math.randomseed = argcheck.name(function(...)
+    if select("#", ...) > 0 then
+      local n1 = argcheck.checkinteger(1, 1, (...), true)
+      return m_randomseed(n1, argcheck.optinteger(1, 2, select(2, ...), 0))
+    end
+    seed1 = seed1 * 6364136223846793005 + 1442695040888963407
+    seed2 = (seed2 ~ (seed1 >> 31)) * -7046029254386353131
+    return m_randomseed(seed1, seed2)   -- fresh seeds, returned as Lua returns its own
+  end, "math.randomseed")
   for fn, name in next, {[sb_pcall] = "pcall", [sb_xpcall] = "xpcall", [sb_print] = "print",
                          [sb_load] = "load", [sb_collectgarbage] = "collectgarbage"} do
     argcheck.name(fn, name)

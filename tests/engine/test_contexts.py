@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 
+import lupa.lua54
 import pytest
 
 from engine_scripting import (
@@ -131,3 +132,19 @@ def test_load_inside_a_reload_uses_the_new_version_s_globals(ctx: ScriptContext)
     ctx.execute("function get() return y end")
     ctx.stage("load('y = 5')() function get() return y end")
     assert ctx.call("get") == 5
+
+
+def test_contexts_draw_unpredictable_independent_random_numbers(engine: ScriptEngine) -> None:
+    """Lua seeds a state from the time and an address, and math.randomseed() returns them: one
+    script could predict another's rolls. Each context is seeded from os.urandom."""
+    plain = lupa.lua54.LuaRuntime()
+    rolls = "local t = {} for i = 1, 4 do t[i] = math.random(1, 2^40) end return t"
+    first, second = engine.create_context("a"), engine.create_context("b")
+    assert first.execute(rolls) != second.execute(rolls)
+    seeds = first.execute("return {math.randomseed()}")
+    assert isinstance(seeds, list) and seeds != first.execute("return {math.randomseed()}")
+    # explicit seeds behave exactly as in plain Lua
+    fixed = "math.randomseed(42, 7) return math.random(1, 10^9), math.randomseed(3)"
+    assert first.execute(fixed) == tuple(plain.execute(fixed))
+    first.close()
+    second.close()
