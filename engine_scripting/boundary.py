@@ -51,6 +51,10 @@ _STRING_OVERHEAD = 48
 _SPARE_BYTES = 4096
 
 
+def _no_limit(limit: int) -> None:
+    """No state is connected: nothing to limit."""
+
+
 class HostBoundary:
     """The host functions of one context, wrapped so that they cannot hurt it or the host
     (see the module docstring). One per context; the context reads ``interrupt``,
@@ -62,6 +66,7 @@ class HostBoundary:
         self._native: LuaNative | None = None
         self._watch: CallWatch | None = None
         self._memory_used: Callable[[], int | None] | None = None
+        self._set_limit: Callable[[int], object] = _no_limit
         self._collect: Callable[[bool], object] | None = None
         self._deferred = 0
         self.memory_limit: int | None = None   # in force now (set by the context around calls)
@@ -70,11 +75,13 @@ class HostBoundary:
         self.host_failure: str | None = None
 
     def connect(self, collector: Collector, native: LuaNative, watch: CallWatch,
-                memory_used: Callable[[], int | None], collect: Callable[[bool], object]) -> None:
+                memory_used: Callable[[], int | None], collect: Callable[[bool], object],
+                set_limit: Callable[[int], object]) -> None:
         """Attach the context's state once it exists (limited contexts only). ``collect(full)``
-        is a Lua function: a full collection, or an allocation that runs a due step."""
+        is a Lua function: a full collection, or an allocation that runs a due step;
+        ``set_limit`` sets the state's memory limit (0: none)."""
         self._collector, self._native, self._watch = collector, native, watch
-        self._memory_used, self._collect = memory_used, collect
+        self._memory_used, self._collect, self._set_limit = memory_used, collect, set_limit
 
     def take_failure(self, name: str,
                      memory_error: Callable[[], ScriptError]) -> BaseException | None:
@@ -113,10 +120,16 @@ class HostBoundary:
 
         def host_function(*args: Any) -> Any:
             collector = self._collector
+            limit = self.memory_limit
             if collector is not None:
                 self.settle()
                 if collector.due():
                     self._catch_up(False)
+                if limit is not None:
+                    # host code may make lupa allocate (references to the tables it reads,
+                    # stack): an allocation failure there would run an emergency collection
+                    # holding the GIL, or raise through lupa's frames
+                    self._set_limit(0)
             try:
                 if runner is None:
                     result = function(*args)
@@ -143,6 +156,9 @@ class HostBoundary:
                     self.host_failure = (f"host function {function.__name__} failed:"
                                          f" {type(error).__name__}: {error}")
                 return refused
+            finally:
+                if limit is not None and collector is not None:
+                    self._set_limit(limit)
             if self._collector is None:
                 return result
             return self._pushable(result, refused)

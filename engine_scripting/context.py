@@ -106,7 +106,7 @@ class ScriptContext:
                 self._collector = native.collector(self._watch.main_state)
                 self._collector.pause()
                 boundary.connect(self._collector, native, self._watch, runtime.get_memory_used,
-                                 self._collect)
+                                 self._collect, runtime.set_max_memory)
         # a result may hold one string many times; Python gets a copy of each
         self._outcomes = Outcomes(
             name, control[b"outcome"],

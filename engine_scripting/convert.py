@@ -112,15 +112,23 @@ def to_python(value: object, max_bytes: int | None = None) -> PlainData:
     return _to_python(value, [max_bytes if max_bytes is not None else -1], ())
 
 
-def exported_to_python(export: Any, strings: Any, max_bytes: int | None) -> list[PlainData]:
-    """The values of an export.lua table (``{n = count, ...}``) as plain Python data, within
-    one ``max_bytes`` budget for all of them. ``strings`` is export.lua's list of long strings:
-    each is copied once, and every place that holds it gets the same Python string."""
+def exported_to_python(export: Any, strings: Any, max_bytes: int | None,
+                       start: int = 1) -> list[PlainData]:
+    """The values of an export.lua table (``{n = count, ...}``), or of a sequence of scalars
+    (``start`` 0), as plain Python data, within one ``max_bytes`` budget for all of them.
+    ``strings`` is export.lua's list of long strings: each is copied once, and every place that
+    holds it gets the same Python string."""
     budget = [max_bytes if max_bytes is not None else -1]
     shared: list[PlainData] = []
     if strings is not None:
         for index in range(1, len(strings) + 1):
             shared.append(_to_python(strings[index], budget, ()))
+    if start == 0:
+        converted = []
+        for value in export:
+            _spend(budget, _ITEM_BYTES)
+            converted.append(_to_python(value, budget, shared))
+        return converted
     return [_to_python(export[index], budget, shared)
             for index in range(1, int(export[b"n"]) + 1)]
 
@@ -146,6 +154,8 @@ def _to_python(value: object, budget: list[int], shared: Sequence[PlainData]) ->
         _spend(budget, _ITEM_BYTES)
         if shared and lua54.lua_type(key) == "table":   # export.lua's {[REF] = index}
             return shared[int(item) - 1]
+        if type(key) is bool:   # Python's dict would merge True with 1 and False with 0
+            key = b"<true>" if key else b"<false>"
         items.append((_to_python(key, budget, shared), _to_python(item, budget, shared)))
     if items and all(type(key) is int for key, _ in items):
         by_index = sorted(items, key=lambda pair: int(pair[0]))  # type: ignore[arg-type]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine_scripting.convert import PlainData, ResultTooLarge, exported_to_python, to_python
+from engine_scripting.convert import PlainData, ResultTooLarge, exported_to_python
 from engine_scripting.errors import (
     PermissionDenied,
     ResourceLimitExceeded,
@@ -99,8 +99,8 @@ class Outcomes:
             if count == -1:
                 converted = exported_to_python(values[0], values[1] if len(values) > 1 else None,
                                                cap)
-            else:   # scalars only, strings short (export.lua)
-                converted = [to_python(value) for value in values]
+            else:   # scalars only, strings short (export.lua); one budget for them all
+                converted = exported_to_python(values, None, cap, start=0)
         except ResultTooLarge:
             raise ResourceLimitExceeded(
                 f"{self.name}: the result would take more than {cap} bytes in the host",

@@ -2,9 +2,10 @@
 -- `local kit = ...` (type, error, select, next, rawset); returns `results`, which the host's
 -- trampolines apply to what a script returned.
 -- Provides an unforgeable protocol: the first value is always one the sandbox made: the number
--- of values that follow, when all are scalars (nil, booleans, numbers, strings shorter than
--- LONG), or -1, one plain table {n = count, ...} holding every value as plain data (fresh tables
--- without metatables, no cycles, no functions, threads or userdata: their type names stand in),
+-- of values that follow, when they are at most MAX_DIRECT scalars (nil, booleans, numbers,
+-- strings shorter than LONG), or -1, one plain table {n = count, ...} holding every value as
+-- plain data (fresh tables without metatables, no cycles, no functions, threads or userdata:
+-- their type names stand in),
 -- and the list of the long strings it holds, each once. A long string's place holds a table
 -- {[REF] = its index in that list}: no other exported table has a table key (the host converts
 -- each long string once, however often the result holds it).
@@ -13,6 +14,7 @@ local type, error, select, next, rawset = kit.type, kit.error, kit.select, kit.n
 
 local MAX_EXPORT_DEPTH = 100
 local LONG = 256
+local MAX_DIRECT = 64
 local SCALAR = {["nil"] = true, boolean = true, number = true, string = true}
 local REF = {}
 
@@ -51,14 +53,17 @@ end
 return function(...)
   local n = select("#", ...)
   local values = {...}
-  for i = 1, n do
+  local direct = n <= MAX_DIRECT   -- lupa converts values handed back directly all at once
+  for i = 1, direct and n or 0 do
     local v = values[i]
     local t = type(v)
     if not SCALAR[t] or (t == "string" and #v >= LONG) then
-      local out, strings = {n = n}, {count = 0, list = {}}
-      for j = 1, n do out[j] = export_value(values[j], 0, {}, strings) end
-      return -1, out, strings.list
+      direct = false
+      break
     end
   end
-  return n, ...
+  if direct then return n, ... end
+  local out, strings = {n = n}, {count = 0, list = {}}
+  for j = 1, n do out[j] = export_value(values[j], 0, {}, strings) end
+  return -1, out, strings.list
 end

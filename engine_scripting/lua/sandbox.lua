@@ -17,6 +17,7 @@ local module_chunks = {select(12, ...)}   -- engine.SANDBOX_MODULES, precompiled
 -- Lua seeds each state's generator from the time and an address, which math.randomseed()
 -- returns: one script could predict another's rolls. Seeds come from the host's os.urandom.
 local m_randomseed = math.randomseed
+local REF_SLACK = 256
 m_randomseed(seed1, seed2)
 
 local d_sethook, d_gethook, d_getinfo, d_traceback, d_getregistry =
@@ -444,6 +445,18 @@ local function install(chunk, chunkname, ...)
   local fn = assert(load(chunk, chunkname, "b", {}))
   kit = kit or make_kit()
   return fn(kit, ...)
+end
+
+-- lupa takes a registry reference (luaL_ref) for each Lua table a host function receives, while
+-- the memory limit is in force: growing the registry there could fail, and Lua would run an
+-- emergency collection holding the GIL, or raise through lupa's frames. luaL_ref reuses free
+-- places first (lauxlib's list at index LUA_RIDX_LAST + 1): 256 of them, made now.
+do
+  local registry, freelist = d_getregistry(), 3
+  local free, last = rawget(registry, freelist) or 0, rawlen(registry)
+  for i = last + 1, last + REF_SLACK - 1 do rawset(registry, i, i + 1) end
+  rawset(registry, last + REF_SLACK, free)
+  rawset(registry, freelist, last + 1)
 end
 
 return {

@@ -221,3 +221,112 @@ def test_any_other_exception_from_a_host_function_fails_the_call_typed() -> None
     """)
     assert "outcome ScriptError printer: host function" in out and "GeneratorExit" in out, out
     assert "seen nil" in out, out
+
+
+# A script fills its state to within X bytes of the limit (live data), optionally builds the
+# slow-collection chain and some garbage, then emits a payload of nested tables: the host reads
+# it through lupa, which takes a reference per table (found by a red-team pass).
+AT_THE_LIMIT = r"""
+local X, CHAIN_N, GARBAGE = %d, %d, %d
+local rep = string.rep
+local ticks = 0
+function on_event(self, name, payload) end
+function on_update(self)
+  ticks = ticks + 1
+  if ticks == 1 then world.emit("e", {1}, self.entity) return end
+  if done then return end
+  done = true
+  local P = {}
+  local cur = P
+  for i = 1, 7 do local n = {k = 1}; cur.x = n; cur = n end
+  STAGE = "a"
+  -- a' calibrate: fill to the limit
+  collectgarbage("collect")
+  keep = {}
+  for i = 1, 20000 do keep[i] = false end
+  local n = 0
+  local function put(i, L) keep[i] = rep("x", L) end
+  while pcall(put, n + 1, 1000) do n = n + 1 end
+  for L = 999, 41, -1 do
+    while pcall(put, n + 1, L) do n = n + 1 end
+  end
+  local limit_eff = collectgarbage("count") * 1024 + 33
+  STAGE = "b"
+  -- b' make room for the chain
+  for i = n, n - 4000, -1 do keep[i] = false end
+  collectgarbage("collect")
+  STAGE = "c"
+  -- c' chain
+  if CHAIN_N > 0 then
+    E = setmetatable({}, {__mode = "k"})
+    local ks = {}
+    for i = 1, CHAIN_N do local k = {}; ks[i] = k; E[k] = true end
+    local order = {}
+    for k in next, E do order[#order + 1] = k end
+    local seq = {}
+    for i = 1, #order, 2 do
+      if order[i + 1] then seq[#seq + 1] = order[i + 1] end
+      seq[#seq + 1] = order[i]
+    end
+    for i = 1, #seq - 1 do E[seq[i]] = seq[i + 1] end
+    E[seq[#seq]] = true
+    ROOT = seq[1]
+    ks, order, seq = nil, nil, nil
+  end
+  local function deep(k, a, b, c, d, e, f, g, h)
+    if k == 0 then return 0 end
+    return 1 + deep(k - 1, a, b, c, d, e, f, g, h)
+  end
+  deep(150)
+  STAGE = "d"
+  local g = GARBAGE > 0 and rep("g", GARBAGE) or nil
+  g = nil
+  local j = n - 4000
+  INFO = "n=" .. n .. " limit_eff=" .. limit_eff .. " count=" .. collectgarbage("count")*1024
+  while limit_eff - collectgarbage("count") * 1024 - X > 1100 do
+    keep[j] = rep("z", 1000); j = j + 1
+  end
+  local rest = math.floor(limit_eff - collectgarbage("count") * 1024 - X - 25)
+  if rest >= 41 then keep[j] = rep("w", rest) end
+  STAGE = "e"
+  FREE = limit_eff - collectgarbage("count") * 1024
+
+  local ok, err = pcall(world.emit, "e", P)
+  RESULT = tostring(ok) .. " " .. tostring(err) .. " free_before=" .. FREE
+end
+"""
+
+AT_THE_LIMIT_SCENARIO = """
+import sys, time
+from dataclasses import dataclass
+import esper
+from engine_scripting import Permissions, Script, ScriptEngine, ScriptManager
+from engine_scripting import ScriptResourceLimits, ScriptSystem
+@dataclass
+class Pos:
+    x: float = 0.0
+engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=500))
+manager = ScriptManager(engine)
+manager.load("s", sys.argv[1] % tuple(map(int, sys.argv[2:])),
+             permissions=Permissions(read={"Pos"}, emit={"e"}))
+esper.add_processor(ScriptSystem(manager, components=[Pos]))
+esper.create_entity(Script("s"), Pos())
+esper.process(0.016)
+started = time.perf_counter()
+esper.process(0.016)
+print("tick", time.perf_counter() - started)
+print("gap", max(gaps))
+"""
+
+
+@pytest.mark.parametrize(("free", "chain", "garbage"), [(1100, 0, 0), (1100, 20000, 3000)])
+def test_host_functions_reading_tables_at_the_memory_limit_neither_hang_nor_stall(
+        free: int, chain: int, garbage: int) -> None:
+    code = TICKER + AT_THE_LIMIT_SCENARIO
+    done = subprocess.run([sys.executable, "-c", code, AT_THE_LIMIT, str(free), str(chain),
+                           str(garbage)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    tick = float(done.stdout.split("tick ")[1].split()[0])
+    gap = float(done.stdout.split("gap ")[1].split()[0])
+    assert tick < 2 * 0.5 + 0.1 + 0.5, done.stdout
+    assert gap < 1.0, done.stdout

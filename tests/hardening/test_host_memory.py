@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from engine_scripting import (
+    ResourceLimitExceeded,
     ScriptContext,
     ScriptEngine,
     ScriptManager,
@@ -87,3 +88,20 @@ def test_violations_are_counted_not_listed(roomy: ScriptContext) -> None:
     else:
         raise AssertionError("a binary chunk was accepted")
     assert len(hooks.violations) == 1 and hooks.more_violations == 19999
+
+
+def test_many_short_values_share_the_result_cap(engine: ScriptEngine) -> None:
+    small = engine.create_context(
+        "small", ScriptResourceLimits(max_memory_mb=1, max_execution_time_ms=5000))
+    small.execute("function many(n) local s = string.rep('x', 255) local t = {} "
+                  "for i = 1, n do t[i] = s end return table.unpack(t) end")
+    assert small.call("many", 64) == tuple(["x" * 255] * 64)
+    with pytest.raises(ResourceLimitExceeded) as caught:
+        small.call("many", 20000)   # 5 MB of copies from 0.3 MB of Lua memory; the cap is 4 MB
+    assert caught.value.limit_type == "memory"
+    small.close()
+
+
+def test_boolean_keys_do_not_merge_with_numbers(roomy: ScriptContext) -> None:
+    assert roomy.execute("return {[true] = 'a', [1] = 'b'}, {[false] = 'a', [0] = 'b'}") == (
+        {"<true>": "a", 1: "b"}, {"<false>": "a", 0: "b"})
