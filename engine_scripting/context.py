@@ -122,9 +122,10 @@ class ScriptContext:
     @property
     def memory_used(self) -> int:
         """Bytes this context's Lua state uses now (its last count once it is dead)."""
-        if self._dead and self._runtime is not None:
+        if self._runtime is None:
+            raise ScriptError("the context is closed", script=self.name)
+        if self._dead or self._engine_closed.is_set():
             return int(self._runtime.get_memory_used() or 0)
-        self._check_open()
         used = self._runtime.get_memory_used()
         if used:
             return int(used)

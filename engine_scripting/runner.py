@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -50,6 +51,7 @@ class Worker:
         self._job: Callable[[], object] | None = None
         self._result: object = None
         self._error: BaseException | None = None
+        self._cpu_clock: int | None = None    # the thread's CPU-time clock, once it runs
         self._thread = _WorkerThread(self, name)
         self._thread.start()
 
@@ -88,7 +90,14 @@ class Worker:
         self._job = None
         os.write(self._go_write, b"s")
 
+    def cpu_time(self) -> float | None:
+        """CPU seconds the worker's thread has used, where the platform tells (Linux, macOS)."""
+        clock = self._cpu_clock
+        return None if clock is None else time.clock_gettime(clock)
+
     def _loop(self) -> None:
+        if hasattr(time, "pthread_getcpuclockid"):
+            self._cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
         try:
             self._serve()
         finally:

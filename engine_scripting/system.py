@@ -314,12 +314,16 @@ class ScriptSystem(esper.Processor):
         a script that missed some hears of it on the console."""
         if not events:
             return {}
-        script_of = {entity: name for name, entities in links.items() for entity in entities}
-        routed, dropped = route(events, script_of, self._event_allowance)
+        routed, dropped = route(events, links, self._event_allowance, self._fan_out)
         for name, count in dropped.items():
             self.console_write(name, None, f"{count} events not delivered: they would take more"
                                " than half the script's memory limit", "warning")
         return routed
+
+    def _fan_out(self, name: str) -> int:
+        """Bytes one script's events may convert into all receivers per tick (host work)."""
+        limits = (record := self.manager.running(name)) and record.context.limits
+        return limits.max_memory_bytes // 8 if limits else 1 << 62
 
     def _event_allowance(self, name: str) -> int:
         """What this tick's deliveries may add to a script's state: half its memory limit,

@@ -36,6 +36,10 @@ _IDLE_AFTER_S = 0.25
 # A call this long past twice its budget is abandoned: its caller returns within 2x the budget
 # plus 100 ms, with room left for the wake-up of the waiting thread on a loaded machine.
 ABANDON_GRACE_S = 0.05
+# ... unless its worker has not had its budget of CPU time by then: the machine is overloaded
+# and the call waits for a core rather than being stuck. It is abandoned at the latest this long
+# past four times its budget.
+OVERLOADED_GRACE_S = 0.5
 
 
 @dataclass(slots=True, eq=False)
@@ -48,6 +52,7 @@ class CallWatch:
     budget_s: float
     deep_slots: int
     started: float = 0.0        # when the call in progress began (set by the caller's thread)
+    cpu_started: float = 0.0    # the thread's CPU time then
     sampled_from: float = -1.0  # the `started` that sample_at belongs to
     sample_at: float = 0.0
     stopping: bool = False
@@ -79,6 +84,7 @@ class Watchdog:
     def begin(self, watch: CallWatch) -> None:
         """Start watching a call of the context that owns ``watch``."""
         watch.started = time.perf_counter()  # the watchdog derives the deadline from it
+        watch.cpu_started = time.thread_time()
         if watch.stopping or watch.sampled or watch.abandoned:
             watch.stopping = watch.sampled = watch.abandoned = False
             watch.polls_stopping = 0
@@ -117,7 +123,8 @@ class Watchdog:
 
     def _run(self) -> None:
         idle_since: float | None = None
-        while not self._closed:
+        # closing lets the calls still running be stopped first: a caller waits for them
+        while not (self._closed and not self._active):
             now = time.perf_counter()
             with self._lock:
                 for watch in list(self._active.values()):
@@ -137,6 +144,15 @@ class Watchdog:
                 continue
             time.sleep(self._poll_interval_s)
 
+    @staticmethod
+    def _stuck(watch: CallWatch, worker: Worker, overrun: float) -> bool:
+        """Whether a call past its abandon time is stuck, not starved of CPU (see
+        OVERLOADED_GRACE_S)."""
+        if overrun >= 3 * watch.budget_s + OVERLOADED_GRACE_S:
+            return True
+        cpu = worker.cpu_time()
+        return cpu is None or cpu - watch.cpu_started >= watch.budget_s
+
     def _check(self, watch: CallWatch, now: float) -> None:
         started = watch.started
         if watch.sampled_from != started:
@@ -153,7 +169,7 @@ class Watchdog:
         if now >= deadline:
             worker = watch.worker
             if (worker is not None and now >= deadline + watch.budget_s + ABANDON_GRACE_S
-                    and worker.abandon()):
+                    and self._stuck(watch, worker, now - deadline) and worker.abandon()):
                 watch.abandoned = True
                 del self._active[watch]
                 _log.warning("watchdog.abandoned", overrun_ms=(now - deadline) * 1e3)

@@ -21,6 +21,9 @@ if os.environ.get("CI"):
 
 FAST_LIMITS = ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=50,
                                    max_recursion_depth=200)
+# for tests that do real work and are not about limits: they pass on a loaded machine too
+ROOMY_LIMITS = ScriptResourceLimits(max_memory_mb=32, max_execution_time_ms=3000,
+                                    max_recursion_depth=200)
 # a generous bound on how long a stopped call may take, for a loaded 2-core machine
 STOP_BOUND_S = 2.0
 
@@ -36,6 +39,14 @@ def _structlog_defaults() -> Iterator[None]:
 def engine() -> Iterator[ScriptEngine]:
     """The engine of the engine and ECS tests (one watchdog for the whole session)."""
     engine = ScriptEngine(FAST_LIMITS)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="session")
+def roomy_engine() -> Iterator[ScriptEngine]:
+    """An engine with ROOMY_LIMITS, for tests that do real work and are not about limits."""
+    engine = ScriptEngine(ROOMY_LIMITS)
     yield engine
     engine.close()
 

@@ -26,8 +26,8 @@ def test_list_names_one_scene_per_line(capsys: pytest.CaptureFixture[str]) -> No
     assert [line.split()[0] for line in lines] == ["fountain", "hunt", "rogue"]
 
 
-def test_fountain_spawns_and_ends_particles(engine: ScriptEngine) -> None:
-    result = run_scene("fountain", frames=150, headless=True, snapshot=None, engine=engine,
+def test_fountain_spawns_and_ends_particles(roomy_engine: ScriptEngine) -> None:
+    result = run_scene("fountain", frames=150, headless=True, snapshot=None, engine=roomy_engine,
                        render=False)
     statuses = {status.name: status for status in result.statuses}
     assert statuses["spawner"].error_count == 0 and statuses["particle"].error_count == 0
@@ -35,8 +35,8 @@ def test_fountain_spawns_and_ends_particles(engine: ScriptEngine) -> None:
     assert 200 < statuses["particle"].instances < 4 * 150
 
 
-def test_hunt_runs_on_events_without_errors(engine: ScriptEngine) -> None:
-    result = run_scene("hunt", frames=120, headless=True, snapshot=None, engine=engine,
+def test_hunt_runs_on_events_without_errors(roomy_engine: ScriptEngine) -> None:
+    result = run_scene("hunt", frames=120, headless=True, snapshot=None, engine=roomy_engine,
                        render=False)
     statuses = {status.name: status for status in result.statuses}
     assert all(status.error_count == 0 and status.enabled for status in statuses.values())

@@ -612,6 +612,8 @@ local function adopt()
 end
 
 -- A receiver's own copy of a payload (already plain and capped when it was emitted).
+local EVERY_INSTANCE = 0   -- events.py: the target of a broadcast
+
 local function fresh(value)
   if type(value) ~= "table" then return value end
   local copy = {}
@@ -629,13 +631,18 @@ local function tick(dt, tick_no, events, targets)
   new_tick(tick_no)
   reset_cache()
   adopt()
-  if targets then
+  if targets and type(rawget(current_env(), "on_event")) == "function" then
     for i = 1, #targets, 2 do
-      local target = targets[i]
-      local self = receiver(target)
-      if self then
-        local event = events[targets[i + 1]]
-        run("on_event", target, self, event[1], fresh(event[2]))
+      local target, event = targets[i], events[targets[i + 1]]
+      if target == EVERY_INSTANCE then   -- a broadcast: every instance there is now
+        for j = 1, #order do
+          local entity = order[j]
+          local self = receiver(entity)
+          if self then run("on_event", entity, self, event[1], fresh(event[2])) end
+        end
+      else
+        local self = receiver(target)
+        if self then run("on_event", target, self, event[1], fresh(event[2])) end
       end
     end
   end

@@ -7,7 +7,14 @@ from collections.abc import Callable, Iterator
 import esper
 import pytest
 
-from engine_scripting import Permissions, Script, ScriptEngine, ScriptManager, ScriptSystem
+from engine_scripting import (
+    Permissions,
+    Script,
+    ScriptEngine,
+    ScriptManager,
+    ScriptResourceLimits,
+    ScriptSystem,
+)
 from tests.ecs.support import ALL, COMPONENTS
 
 
@@ -33,9 +40,10 @@ Loader = Callable[..., int]
 def spawn_scripted(manager: ScriptManager, system: ScriptSystem) -> Loader:
     """Load ``source`` as ``name`` (once) and create an entity running it."""
     def spawn(name: str, source: str, *components: object,
-              permissions: Permissions = ALL) -> int:
+              permissions: Permissions = ALL,
+              limits: ScriptResourceLimits | None = None) -> int:
         if name not in manager:
-            manager.load(name, source, permissions=permissions)
+            manager.load(name, source, permissions=permissions, limits=limits)
         return esper.create_entity(*components, Script(name))
 
     return spawn

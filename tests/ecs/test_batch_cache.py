@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, make_dataclass
 import esper
 
 from engine_scripting import Permissions, Script, ScriptManager, ScriptSystem
+from tests.conftest import ROOMY_LIMITS
 from tests.ecs.conftest import Loader
 from tests.ecs.support import Fragile, Health, Position, Velocity, console_texts
 
@@ -99,8 +100,8 @@ def test_every_or_some_instances_writing_lands_on_the_right_entities(
           end
           if self.entity % 1000 == 7 then world.set(self.entity, "Health", {value = 7}) end
         end"""
-    entities = [spawn_scripted("writer", source, Position(1.0, float(i)), Health(1))
-                for i in range(5000)]
+    entities = [spawn_scripted("writer", source, Position(1.0, float(i)), Health(1),
+                               limits=ROOMY_LIMITS) for i in range(5000)]
     esper.process(0.1)   # MODE is nil: every third instance writes
     expected = [(1.0 + e if e % 3 == 0 else 1.0, float(i)) for i, e in enumerate(entities)]
     assert _positions(entities) == expected

@@ -15,6 +15,7 @@ from engine_scripting import (
     ScriptSystem,
 )
 from engine_scripting.errors import MAX_MESSAGE_CHARS
+from tests.conftest import ROOMY_LIMITS
 from tests.ecs.conftest import Loader
 from tests.ecs.support import console_texts
 
@@ -47,7 +48,8 @@ def test_messages_are_capped_in_length(spawn_scripted: Loader) -> None:
 
 def test_error_text_is_capped_in_errors_and_in_the_console(spawn_scripted: Loader,
                                                            manager: ScriptManager) -> None:
-    spawn_scripted("shouter", "function on_update(self) error(string.rep('e', 1400000)) end")
+    spawn_scripted("shouter", "function on_update(self) error(string.rep('e', 1400000)) end",
+                   limits=ROOMY_LIMITS)
     esper.process(0.1)
     kept = manager.status("shouter").last_error
     assert kept is not None and len(kept.message) < MAX_MESSAGE_CHARS + 100

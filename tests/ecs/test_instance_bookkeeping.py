@@ -110,7 +110,7 @@ def test_memory_errors_in_a_tick_neither_cross_wire_nor_lose_lifecycle_calls() -
         function free() hog, small = nil, nil collectgarbage() end
         function counts() return started, destroyed end
         '''
-        engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=2, max_execution_time_ms=500))
+        engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=2, max_execution_time_ms=3000))
         manager = ScriptManager(engine, max_consecutive_failures=1000)
         esper.add_processor(ScriptSystem(manager, components=[Position],
                                          hot_reload_interval_s=None))
@@ -228,7 +228,7 @@ def test_a_sync_that_fails_part_way_leaves_the_previous_instances() -> None:
         function report() local s = seen seen = {} return started, destroyed, s end
         '''
         from engine_scripting.errors import ScriptError
-        engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=2, max_execution_time_ms=500))
+        engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=2, max_execution_time_ms=3000))
         manager = ScriptManager(engine)
         manager.load("s", SOURCE)
         record = manager.running("s")

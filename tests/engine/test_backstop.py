@@ -253,4 +253,6 @@ def test_slow_collections_run_inside_watched_calls() -> None:
     took = json.loads(_json_line(done.stdout))
     # unwatched, each took about 5 s; the promise is 2x the budget plus 100 ms
     assert took["load"] == "CallAbandoned" and took["load_s"] < 1.5, took
-    assert took["collect"] == "CallAbandoned" and took["collect_s"] < 2 * 2.0 + 1.5, took
+    # 2x the budget + 50 ms, or up to 4x + 0.5 s when the machine is too loaded for the stuck
+    # call to have had its budget of CPU (watchdog.OVERLOADED_GRACE_S)
+    assert took["collect"] == "CallAbandoned" and took["collect_s"] < 4 * 2.0 + 0.5 + 1.0, took

@@ -17,6 +17,7 @@ from engine_scripting import (
     ScriptResourceLimits,
     ScriptRuntimeError,
 )
+from tests.conftest import ROOMY_LIMITS
 
 
 def test_contexts_do_not_share_globals_string_metatable_or_memory(engine: ScriptEngine) -> None:
@@ -32,7 +33,7 @@ def test_each_context_has_its_own_limits(engine: ScriptEngine) -> None:
     small = engine.create_context("small", ScriptResourceLimits(max_memory_mb=1))
     with pytest.raises(ScriptError):
         small.execute("return string.rep('x', 2e6)")
-    big = engine.create_context("big")
+    big = engine.create_context("big", ROOMY_LIMITS)
     assert len(big.execute("return string.rep('x', 2e6)")) == 2_000_000
 
 

@@ -123,3 +123,22 @@ def test_engine_context_and_manager_are_context_managers() -> None:
     assert engine.closed
     with pytest.raises(ScriptError):
         engine.create_context("late")
+
+
+def test_closing_the_engine_during_a_call_still_stops_the_call() -> None:
+    out = _run_child("""
+        import threading, time
+        from engine_scripting import ScriptEngine, ScriptResourceLimits, ScriptError
+        engine = ScriptEngine(ScriptResourceLimits(max_execution_time_ms=200))
+        context = engine.create_context("c")
+        threading.Timer(0.02, engine.close).start()
+        started = time.perf_counter()
+        try:
+            context.execute("while true do end")
+        except ScriptError as error:
+            print("stopped:", type(error).__name__)
+        print("elapsed", time.perf_counter() - started)
+        print("memory", context.memory_used > 0)
+    """)
+    assert "stopped: ResourceLimitExceeded" in out and "memory True" in out, out
+    assert float(out.split("elapsed ")[1].split()[0]) < 2.0, out

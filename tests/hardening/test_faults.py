@@ -46,8 +46,8 @@ class Sensor:
 
 
 @pytest.fixture
-def game(engine: ScriptEngine, world: str) -> Iterator[ScriptManager]:
-    manager = ScriptManager(engine)
+def game(roomy_engine: ScriptEngine, world: str) -> Iterator[ScriptManager]:
+    manager = ScriptManager(roomy_engine)
     esper.add_processor(ScriptSystem(manager, components=[Position, Trigger, Sensor]))
     yield manager
     for name in manager.names():
