@@ -138,8 +138,7 @@ class ScriptContext:
 
     @property
     def running(self) -> bool:
-        """True while a call of this context is in progress (a host function it called may be
-        what asks)."""
+        """True while a call of this context is in progress (asked from a host function)."""
         return self._busy and not self._dead
 
     def __enter__(self) -> ScriptContext:
@@ -155,9 +154,8 @@ class ScriptContext:
         return self._dead
 
     def gated(self, function: Callable[..., Any], refused: object = None) -> Callable[..., Any]:
-        """``function`` as a host function for this context's Lua code (see boundary.py): it
-        runs only while the call that reached it is alive, never lets an exception into Lua,
-        and returns ``refused`` when it cannot run or its result does not fit in memory."""
+        """``function`` as a host function for this context's Lua code (see boundary.py); it
+        returns ``refused`` when it cannot run or its result does not fit in memory."""
         return self._boundary.wrap(function, refused)
 
     def execute(self, source: str | bytes, chunk_name: str | None = None) -> Result:
@@ -169,7 +167,8 @@ class ScriptContext:
         self._check_open()
         code = self._source_bytes(source)
         name = self._chunk_name if chunk_name is None else b"=" + chunk_name.encode()
-        return self._outcomes.values(self._run(self._execute, (code, name), False), compiling=True)
+        return self._outcomes.values(self._run(self._execute, (code, name), False), compiling=True,
+                                     deadline=self._result_deadline())
 
     def call(self, function: str, *args: object) -> Result:
         """Call a global function of the context with plain-data arguments.
@@ -179,7 +178,8 @@ class ScriptContext:
         """
         self._check_open()
         return self._outcomes.values(
-            self._run(self._call, (function.encode("utf-8"), *args), False, convert=True))
+            self._run(self._call, (function.encode("utf-8"), *args), False, convert=True),
+            deadline=self._result_deadline())
 
     def stage(self, source: str | bytes, chunk_name: str | None = None) -> None:
         """Run a new version of the script's code in a fresh global environment.
@@ -250,9 +250,8 @@ class ScriptContext:
             self._outcomes.values(result)
 
     def close(self) -> None:
-        """Free the Lua state. No script finalizer runs: ``__gc`` has no effect in the sandbox.
-
-        A dead context's state is freed once its abandoned call has unwound."""
+        """Free the Lua state (no script finalizer runs: ``__gc`` has no effect in the sandbox);
+        a dead context's state is freed once its abandoned call has unwound."""
         if self._busy and not self._dead:
             raise ScriptError("cannot close a context while it runs", script=self.name)
         if self._restore_finalizers is not None and not self._dead:
@@ -261,6 +260,10 @@ class ScriptContext:
         self._after_stop = None
         self._install = self._invoke = self._stage = self._collect = self._identity = None
         self._runtime = None
+
+    def _result_deadline(self) -> float | None:
+        """When converting a call's results must end: when the call would be abandoned."""
+        return None if self._watch is None else self._watch.started + 2 * self._watch.budget_s
 
     def _source_bytes(self, source: str | bytes) -> bytes:
         code = source.encode("utf-8") if isinstance(source, str) else source

@@ -8,6 +8,7 @@ live objects: sandbox.lua's ``export`` has already replaced them with marker str
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -98,7 +99,23 @@ class ResultTooLarge(ScriptError):
     """A script's result would take more host memory than its cap (see ``to_python``)."""
 
 
+class ResultTooSlow(ScriptError):
+    """Converting a script's result would outlast its deadline (see ``exported_to_python``)."""
+
+
 _ITEM_BYTES = 16   # what one table entry counts against the cap, beside its strings
+_CHECK_EVERY = 512  # table entries between two looks at the clock
+
+
+class _Budget:
+    """What a conversion may still spend: bytes, and time until ``deadline`` (perf_counter)."""
+
+    __slots__ = ("countdown", "deadline", "left")
+
+    def __init__(self, max_bytes: int | None, deadline: float | None = None) -> None:
+        self.left = max_bytes if max_bytes is not None else -1
+        self.deadline = deadline
+        self.countdown = _CHECK_EVERY
 
 
 def to_python(value: object, max_bytes: int | None = None) -> PlainData:
@@ -109,16 +126,17 @@ def to_python(value: object, max_bytes: int | None = None) -> PlainData:
     caps what the copies may take (strings by their length, table entries at 16 bytes). Raises
     ResultTooLarge past it.
     """
-    return _to_python(value, [max_bytes if max_bytes is not None else -1], ())
+    return _to_python(value, _Budget(max_bytes), ())
 
 
 def exported_to_python(export: Any, strings: Any, max_bytes: int | None,
-                       start: int = 1) -> list[PlainData]:
+                       start: int = 1, deadline: float | None = None) -> list[PlainData]:
     """The values of an export.lua table (``{n = count, ...}``), or of a sequence of scalars
-    (``start`` 0), as plain Python data, within one ``max_bytes`` budget for all of them.
-    ``strings`` is export.lua's list of long strings: each is copied once, and every place that
-    holds it gets the same Python string."""
-    budget = [max_bytes if max_bytes is not None else -1]
+    (``start`` 0), as plain Python data, within one ``max_bytes`` budget for all of them, and
+    before ``deadline`` (a ``time.perf_counter`` value; ResultTooSlow past it). ``strings`` is
+    export.lua's list of long strings: each is copied once, and every place that holds it gets
+    the same Python string."""
+    budget = _Budget(max_bytes, deadline)
     shared: list[PlainData] = []
     if strings is not None:
         for index in range(1, len(strings) + 1):
@@ -127,20 +145,29 @@ def exported_to_python(export: Any, strings: Any, max_bytes: int | None,
         converted = []
         for value in export:
             _spend(budget, _ITEM_BYTES)
+            _tick(budget)
             converted.append(_to_python(value, budget, shared))
         return converted
     return [_to_python(export[index], budget, shared)
             for index in range(1, int(export[b"n"]) + 1)]
 
 
-def _spend(budget: list[int], amount: int) -> None:
-    if budget[0] >= 0:
-        budget[0] -= amount
-        if budget[0] < 0:
+def _spend(budget: _Budget, amount: int) -> None:
+    if budget.left >= 0:
+        budget.left -= amount
+        if budget.left < 0:
             raise ResultTooLarge("the result is too large for the host")
 
 
-def _to_python(value: object, budget: list[int], shared: Sequence[PlainData]) -> PlainData:
+def _tick(budget: _Budget) -> None:
+    budget.countdown -= 1
+    if budget.countdown <= 0:
+        budget.countdown = _CHECK_EVERY
+        if budget.deadline is not None and time.perf_counter() > budget.deadline:
+            raise ResultTooSlow("converting the result took too long")
+
+
+def _to_python(value: object, budget: _Budget, shared: Sequence[PlainData]) -> PlainData:
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, bytes):
@@ -152,6 +179,7 @@ def _to_python(value: object, budget: list[int], shared: Sequence[PlainData]) ->
     items = []
     for key, item in table.items():
         _spend(budget, _ITEM_BYTES)
+        _tick(budget)
         if shared and lua54.lua_type(key) == "table":   # export.lua's {[REF] = index}
             return shared[int(item) - 1]
         if type(key) is bool:   # Python's dict would merge True with 1 and False with 0

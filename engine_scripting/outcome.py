@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine_scripting.convert import PlainData, ResultTooLarge, exported_to_python
+from engine_scripting.convert import (
+    PlainData,
+    ResultTooLarge,
+    ResultTooSlow,
+    exported_to_python,
+)
 from engine_scripting.errors import (
     PermissionDenied,
     ResourceLimitExceeded,
@@ -83,8 +88,10 @@ class Outcomes:
             return ScriptRuntimeError(failure, script=self.name)
         return None
 
-    def values(self, result: tuple[object, ...], compiling: bool = False) -> Result:
-        """The values of a call from xpcall's results; raises its typed error instead."""
+    def values(self, result: tuple[object, ...], compiling: bool = False,
+               deadline: float | None = None) -> Result:
+        """The values of a call from xpcall's results, converted before ``deadline`` (a
+        ``time.perf_counter`` value); raises its typed error instead."""
         status = result[0]
         if status is None:
             message = text(result[1] if len(result) > 1 else "error")
@@ -98,9 +105,14 @@ class Outcomes:
         try:
             if count == -1:
                 converted = exported_to_python(values[0], values[1] if len(values) > 1 else None,
-                                               cap)
+                                               cap, deadline=deadline)
             else:   # scalars only, strings short (export.lua); one budget for them all
                 converted = exported_to_python(values, None, cap, start=0)
+        except ResultTooSlow:
+            raise ResourceLimitExceeded(
+                f"{self.name}: converting the result for the host outlasted the time limit",
+                limit_type="time", script=self.name,
+            ) from None
         except ResultTooLarge:
             raise ResourceLimitExceeded(
                 f"{self.name}: the result would take more than {cap} bytes in the host",

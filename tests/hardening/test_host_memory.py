@@ -4,6 +4,7 @@ kept errors pin no frames and carry capped text, violations are counted, not lis
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -105,3 +106,21 @@ def test_many_short_values_share_the_result_cap(engine: ScriptEngine) -> None:
 def test_boolean_keys_do_not_merge_with_numbers(roomy: ScriptContext) -> None:
     assert roomy.execute("return {[true] = 'a', [1] = 'b'}, {[false] = 'a', [0] = 'b'}") == (
         {"<true>": "a", 1: "b"}, {"<false>": "a", 0: "b"})
+
+
+def test_converting_a_result_cannot_outlast_the_call_s_time(engine: ScriptEngine) -> None:
+    """Rows that all hold one shared table of short strings: cheap for Lua to export, slow for
+    the host to convert (found by a red-team pass: 6 s for a 1 s budget)."""
+    context = engine.create_context(
+        "rows", ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=100))
+    started = time.perf_counter()
+    with pytest.raises(ResourceLimitExceeded) as caught:
+        context.execute("""
+            local shared = {}
+            for i = 1, 64 do shared[i] = "s" .. i end
+            local rows = {}
+            for i = 1, 20000 do rows[i] = shared end
+            return rows""")
+    assert caught.value.limit_type == "time"
+    assert time.perf_counter() - started < 2 * 0.1 + 0.1 + 1.0
+    context.close()
