@@ -162,10 +162,8 @@ class Watchdog:
         if now < watch.sample_at and now < deadline:
             return
         native = self._native
-        threads = [watch.main_state]
-        for thread in native.slot_threads(watch.slots_table, watch.slot_capacity):
-            if thread not in threads:
-                threads.append(thread)
+        threads = list(dict.fromkeys(
+            (watch.main_state, *native.slot_threads(watch.slots_table, watch.slot_capacity))))
         if now >= deadline:
             worker = watch.worker
             if (worker is not None and now >= deadline + watch.budget_s + ABANDON_GRACE_S
