@@ -14,16 +14,12 @@ from typing import Any
 
 import lupa.lua54 as lua54
 
-from engine_scripting.errors import ScriptError
+from engine_scripting.errors import ScriptArgumentError, ScriptError
 
 MAX_DEPTH = 100
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 
 PlainData = None | bool | int | float | str | list[Any] | dict[Any, Any]
-
-
-class ScriptArgumentError(ScriptError):
-    """A value handed to a script is not plain data the sandbox accepts."""
 
 
 _NUMBERS = frozenset({int, float, bool})

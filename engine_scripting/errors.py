@@ -86,6 +86,11 @@ class ScriptCompileError(ScriptError):
     """The source could not be compiled (syntax error)."""
 
 
+class ScriptArgumentError(ScriptError):
+    """A value handed to a script (a call's arguments, an event's payload) is not plain data
+    the sandbox accepts: another type, an integer outside 64 bits, a cycle, too deep."""
+
+
 class ScriptRuntimeError(ScriptError):
     """The script raised an error while running; the message names the script and line."""
 

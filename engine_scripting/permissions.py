@@ -53,3 +53,10 @@ class Permissions:
         for name in ("spawn", "destroy"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"{name} must be a bool")
+
+    def covers(self, other: Permissions) -> bool:
+        """True when every grant of ``other`` is also one of these (a spawner may attach a
+        script only when its own grants cover the script's)."""
+        return (other.read <= self.read and other.write <= self.write
+                and other.emit <= self.emit and (self.scope == "any" or other.scope == "self")
+                and (self.spawn or not other.spawn) and (self.destroy or not other.destroy))

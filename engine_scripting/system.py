@@ -44,18 +44,11 @@ from engine_scripting.events import route
 from engine_scripting.host import REFUSED, WorldBindings
 from engine_scripting.manager import ManagedScript, ScriptManager
 from engine_scripting.outcome import instance_errors
-from engine_scripting.permissions import Permissions
 from engine_scripting.runner import Worker
 from engine_scripting.schema import ComponentSchema, build_schemas
 
 _log = structlog.get_logger(__name__)
 _CONSOLE_LINE = WORLD_CAPS["max_print"]
-
-
-def _within(granted: Permissions, asked: Permissions) -> bool:
-    return (asked.read <= granted.read and asked.write <= granted.write
-            and asked.emit <= granted.emit and (granted.scope == "any" or asked.scope == "self")
-            and (granted.spawn or not asked.spawn) and (granted.destroy or not asked.destroy))
 
 
 class ScriptSystem(esper.Processor):
@@ -387,7 +380,7 @@ class ScriptSystem(esper.Processor):
         """Why ``spawner`` may not attach ``script`` to a new entity, or None."""
         if script not in self.manager:
             return f"no script named {script!r}"
-        if not _within(self.manager.permissions(spawner), self.manager.permissions(script)):
+        if not self.manager.permissions(spawner).covers(self.manager.permissions(script)):
             return "permission"
         return None
 

@@ -116,6 +116,8 @@ def test_reload_from_the_file(manager: ScriptManager, tmp_path: Path) -> None:
     script.write_text("function value() return 2 end")
     manager.reload("value")
     assert manager.status("value").version == 2
+    record = manager.running("value")
+    assert record is not None and record.context.call("value") == 2
 
 
 def test_unload_closes_the_context_and_stops_its_instances(manager: ScriptManager,

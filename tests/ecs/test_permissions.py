@@ -94,3 +94,13 @@ def test_other_scripts_run_on_after_a_violation(spawn_scripted: Loader,
     assert esper.component_for_entity(good, Position).x == 3.0
     assert not manager.status("bad").enabled
     assert manager.status("good").enabled
+
+
+def test_covers_compares_every_grant() -> None:
+    wide = Permissions(read={"A", "B"}, write={"A"}, scope="any", spawn=True, emit={"e"})
+    assert wide.covers(Permissions(read={"A"}, write={"A"}, emit={"e"}))
+    assert wide.covers(wide)
+    assert not wide.covers(Permissions(write={"B"}))
+    assert not wide.covers(Permissions(destroy=True))
+    assert not Permissions(read={"A"}).covers(Permissions(read={"A"}, scope="any"))
+    assert not Permissions().covers(Permissions(emit={"e"}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import esper
+import structlog.testing
 
 from engine_scripting import Script, ScriptManager, ScriptSystem
 from tests.ecs.conftest import Loader
@@ -175,9 +176,15 @@ def test_world_is_unavailable_outside_callbacks(manager: ScriptManager,
 
 
 def test_unknown_script_names_are_skipped(system: ScriptSystem) -> None:
-    esper.create_entity(Script("nobody"))
-    esper.process(0.1)
-    esper.process(0.1)
+    entity = esper.create_entity(Script("nobody"), Position(1.0, 2.0))
+    with structlog.testing.capture_logs() as logs:
+        esper.process(0.1)
+        esper.process(0.1)
+    unknown = [log for log in logs if log["event"] == "script.unknown"]
+    assert unknown == [{"event": "script.unknown", "script": "nobody", "entities": 1,
+                        "log_level": "warning"}]     # once, not every tick
+    assert esper.component_for_entity(entity, Position) == Position(1.0, 2.0)
+    assert console_texts() == []
 
 
 def test_integral_floats_name_entities_everywhere(spawn_scripted: Loader) -> None:
