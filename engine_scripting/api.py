@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from engine_scripting.batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY
 from engine_scripting.context import ScriptContext
 from engine_scripting.engine import compile_chunk
+from engine_scripting.events import EVERY_INSTANCE
 from engine_scripting.permissions import Permissions
 
 # Caps on what scripts hand to the world API. Larger values get a Lua error.
@@ -57,7 +59,9 @@ def install_world_api(
         "emit": sorted(permissions.emit), "scope": permissions.scope,
         "spawn": permissions.spawn, "destroy": permissions.destroy,
     })
-    caps = context.lua_value({**WORLD_CAPS, "max_lines": lines_per_tick})
+    caps = context.lua_value({**WORLD_CAPS, "max_lines": lines_per_tick, "status": {
+        "done": DONE, "missing": MISSING, "unknown_entity": UNKNOWN_ENTITY,
+        "host_failure": HOST_FAILURE, "every_instance": EVERY_INSTANCE}})
     roster: Any = context.install(source[0], "instances")
     control: Any = context.install(source[1], "world", grants, caps, roster)
     return WorldApi(

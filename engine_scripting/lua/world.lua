@@ -27,6 +27,10 @@ local MAX_PAYLOAD_ITEMS = caps.max_payload_items
 local MAX_PAYLOAD_DEPTH = caps.max_payload_depth
 local MAX_PRINT = caps.max_print              -- bytes in one printed line
 local MAX_LINES = caps.max_lines              -- printed lines per script per tick
+-- what the host's functions answer (batch.py), and the target of a broadcast (events.py)
+local DONE, MISSING, HOST_FAILURE = caps.status.done, caps.status.missing,
+  caps.status.host_failure
+local EVERY_INSTANCE = caps.status.every_instance
 
 local can_read, can_write, can_emit = {}, {}, {}
 for i = 1, rawlen(grants.read) do can_read[grants.read[i]] = true end
@@ -99,9 +103,9 @@ local function check_component(fname, name, granted, what)
   return component
 end
 
--- host statuses: 1 done, 0 no such component (or queue full), -1 no such entity, -2 host failure
+-- host statuses: DONE, MISSING (no such component, or queue full), UNKNOWN_ENTITY, HOST_FAILURE
 local function unknown_entity(fname, entity, status)
-  if status == -2 then
+  if status == HOST_FAILURE then
     error(s_format("world.%s failed in the host (the failure is logged)", fname), 3)
   end
   error(s_format("world.%s: unknown entity %d", fname, entity), 3)
@@ -196,13 +200,13 @@ end
 local world = {}
 
 local function got(entity, fields, status, ...)
-  -- status 1: the field values follow; 0: the entity has no such component; -1: no such entity
-  if status == 1 then
+  -- DONE: the field values follow; MISSING: the entity has no such component
+  if status == DONE then
     local copy = {}
     for i = 1, #fields do copy[fields[i]] = (select(i, ...)) end
     return copy
   end
-  if status == 0 then return nil end
+  if status == MISSING then return nil end
   unknown_entity("get", entity, status)
 end
 
@@ -210,7 +214,7 @@ end
 -- component, `count` presence flags unless so, then per field 0 (the column already holds
 -- these values) or `count` and the values (column-major: cheap to build in Python).
 local function take(entry, first, count, status, complete, ...)
-  if status ~= 1 then return false end
+  if status ~= DONE then return false end
   local chunk = {...}
   local at, offset = first - 1, 0
   if not complete then
@@ -403,8 +407,8 @@ local function checked_set(entity, name, fields)
     return
   end
   local status = h_set(entity, component.index, t_unpack(values, 1, #component.fields))
-  if status ~= 1 then
-    if status == 0 then
+  if status ~= DONE then
+    if status == MISSING then
       error(s_format("world.set: entity %d has no %s component", entity, name), 2)
     end
     unknown_entity("set", entity, status)
@@ -418,8 +422,8 @@ local function checked_has(entity, name)
   local entry, slot = cached(component, entity)
   if entry then return not entry.absent[slot] end
   local status = h_has(entity, component.index)
-  if status < 0 then unknown_entity("has", entity, status) end
-  return status == 1
+  if status ~= DONE and status ~= MISSING then unknown_entity("has", entity, status) end
+  return status == DONE
 end
 
 -- Fast paths: the common case (a granted, known component of one of this script's instances,
@@ -505,7 +509,7 @@ function world.destroy(entity)
   if not can_destroy then deny("world.destroy is not granted to this script") end
   entity = check_entity("destroy", entity)
   local status = h_destroy(entity)
-  if status ~= 1 then unknown_entity("destroy", entity, status) end
+  if status ~= DONE then unknown_entity("destroy", entity, status) end
 end
 
 function world.emit(name, payload, target)
@@ -527,8 +531,8 @@ function world.emit(name, payload, target)
   end
   local copy = payload and copy_payload(payload, 1, {MAX_PAYLOAD_ITEMS}) or {}
   local status = h_emit(current, name, copy, target)
-  if status == 0 then error("world.emit: the event queue is full", 2) end
-  if status < 0 then unknown_entity("emit", target, status) end
+  if status == MISSING then error("world.emit: the event queue is full", 2) end
+  if status ~= DONE then unknown_entity("emit", target, status) end
 end
 
 local function world_print(...)
@@ -612,8 +616,6 @@ local function adopt()
 end
 
 -- A receiver's own copy of a payload (already plain and capped when it was emitted).
-local EVERY_INSTANCE = 0   -- events.py: the target of a broadcast
-
 local function fresh(value)
   if type(value) ~= "table" then return value end
   local copy = {}
