@@ -17,7 +17,8 @@ import lupa.lua54 as lua54
 from engine_scripting.errors import ScriptArgumentError, ScriptError
 
 MAX_DEPTH = 100
-_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
+# Lua 5.4's integers
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 PlainData = None | bool | int | float | str | list[Any] | dict[Any, Any]
 
@@ -47,7 +48,7 @@ def to_lua(runtime: Any, value: object, depth: int = 0, seen: set[int] | None = 
     if kind is str:
         return value.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
     if kind is int:
-        if not _INT_MIN <= value <= _INT_MAX:  # type: ignore[operator]
+        if not INT_MIN <= value <= INT_MAX:  # type: ignore[operator]
             raise ScriptArgumentError(f"integer {value} does not fit in 64 bits")
         return value
     if isinstance(value, bool | float | bytes):
@@ -61,7 +62,7 @@ def to_lua(runtime: Any, value: object, depth: int = 0, seen: set[int] | None = 
     if isinstance(value, list | tuple):
         items: list[Any] | tuple[Any, ...] = value
         if (items and set(map(type, items)) <= _NUMBERS
-                and min(items) >= _INT_MIN and max(items) <= _INT_MAX):
+                and min(items) >= INT_MIN and max(items) <= INT_MAX):
             return runtime.table_from(items)  # numbers only: nothing to convert one by one
     if seen is None:
         seen = set()
@@ -84,7 +85,7 @@ def to_lua(runtime: Any, value: object, depth: int = 0, seen: set[int] | None = 
 def _key_to_lua(key: object) -> object:
     if isinstance(key, str):
         return key.encode("utf-8", "surrogatepass")
-    if isinstance(key, bool) or (isinstance(key, int) and _INT_MIN <= key <= _INT_MAX):
+    if isinstance(key, bool) or (isinstance(key, int) and INT_MIN <= key <= INT_MAX):
         return key
     if isinstance(key, float) and not math.isnan(key):
         return key

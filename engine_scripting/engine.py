@@ -22,7 +22,7 @@ from engine_scripting.hooks import ContextHooks
 from engine_scripting.limits import MAX_SOURCE_BYTES, ScriptResourceLimits
 from engine_scripting.native import LuaNative
 from engine_scripting.runner import Runner
-from engine_scripting.watchdog import Watchdog
+from engine_scripting.watchdog import SAMPLE_COUNT, TIME_COUNT, Watchdog
 
 _log = structlog.get_logger(__name__)
 
@@ -116,7 +116,7 @@ class ScriptEngine:
             seeds = struct.unpack("<qq", os.urandom(16))
             control = setup(hooks.lua_print, hooks.lua_report, depth, c_call_ns,
                             PRINT_LINE_LIMIT, self.trusted, MAX_SOURCE_BYTES, *seeds,
-                            *self._module_chunks)
+                            TIME_COUNT, SAMPLE_COUNT, *self._module_chunks)
             collect = control[b"collect"]  # no script object exists yet: cheap, and unwatched
             del setup, loader
         except lua54.LuaMemoryError as error:

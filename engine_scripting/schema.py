@@ -15,6 +15,8 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Literal
 
+from engine_scripting.convert import INT_MAX, INT_MIN
+
 FieldKind = Literal["float", "int", "bool", "str"]
 _KINDS: MappingProxyType[object, FieldKind] = MappingProxyType(
     {float: "float", int: "int", bool: "bool", str: "str"}
@@ -52,8 +54,6 @@ class ComponentSchema:
                                                                     strict=True))
 
 
-_INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
-
 ColumnWriter = Callable[[Sequence[Any], Sequence[Any]], None]
 _WRITER_SOURCE = """
 def write(components, values):
@@ -86,11 +86,11 @@ def lua_value(kind: FieldKind, value: object) -> object:
     if kind == "float":
         if type(value) is float:
             return value
-        if type(value) is int and _INT_MIN <= value <= _INT_MAX:
+        if type(value) is int and INT_MIN <= value <= INT_MAX:
             return float(value)
         return None
     if kind == "int":
-        return value if type(value) is int and _INT_MIN <= value <= _INT_MAX else None
+        return value if type(value) is int and INT_MIN <= value <= INT_MAX else None
     if kind == "bool":
         return value if type(value) is bool else None
     return value.encode("utf-8", "surrogatepass") if type(value) is str else None
@@ -105,7 +105,7 @@ def lua_column(kind: FieldKind, column: list[object]) -> list[object]:
         return column
     if kind == "int" and types <= {int} and column:
         numbers: list[int] = column  # type: ignore[assignment]
-        if min(numbers) >= _INT_MIN and max(numbers) <= _INT_MAX:
+        if min(numbers) >= INT_MIN and max(numbers) <= INT_MAX:
             return column
     return [lua_value(kind, value) for value in column]
 

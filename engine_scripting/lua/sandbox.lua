@@ -11,8 +11,8 @@
 -- `slots` lists every coroutine that may be running in this call; coroutines.lua keeps it (its
 -- header says how), and wraps coroutine.create, resume, wrap and close to that end.
 local print_sink, report_violation, max_depth, c_call_ns, print_limit, trusted, max_load_bytes,
-  seed1, seed2, argcheck_chunk, export_chunk = ...
-local module_chunks = {select(12, ...)}   -- engine.SANDBOX_MODULES, precompiled, in order
+  seed1, seed2, TIME_COUNT, SAMPLE_COUNT, argcheck_chunk, export_chunk = ...
+local module_chunks = {select(14, ...)}   -- engine.SANDBOX_MODULES, precompiled, in order
 
 -- Lua seeds each state's generator from the time and an address, which math.randomseed()
 -- returns: one script could predict another's rolls. Seeds come from the host's os.urandom.
@@ -48,7 +48,7 @@ local argerror, typeerror, optstring, optinteger =
 ------------------------------------------------------------------------------------------------
 -- Interruption
 ------------------------------------------------------------------------------------------------
-local TIME_COUNT, SAMPLE_COUNT = 1, 2   -- hook counts the watchdog arms with, per reason
+-- TIME_COUNT, SAMPLE_COUNT: the hook counts the watchdog arms with, per reason (watchdog.py)
 local RECURSION_MESSAGE = "recursion limit exceeded"
 local killed = false                    -- false | "time" | "recursion"
 local killed_threads = setmetatable({}, {__mode = "k"})
