@@ -185,8 +185,8 @@ class ScriptContext:
         """Run a new version of the script's code in a fresh global environment.
 
         The new environment replaces the current one only when the chunk's top-level code
-        succeeds; on any error the old globals (and functions) stay in place. Lua values held
-        elsewhere in the state, such as tables kept by extensions, live on either way.
+        succeeds; on any error the old globals stay (a trusted context has one global table:
+        there, what the chunk did before the error stays). Other Lua values live on either way.
         Raises the errors ``execute`` raises.
         """
         self._check_open()
