@@ -120,31 +120,26 @@ class HostBoundary:
 
         def host_function(*args: Any) -> Any:
             collector = self._collector
-            limit = self.memory_limit
+            lifted = self.memory_limit if collector is not None else None
             if collector is not None:
                 self.settle()
                 if collector.due():
                     self._catch_up(False)
-                if limit is not None:
-                    # host code may make lupa allocate (references to the tables it reads,
-                    # stack): an allocation failure there would run an emergency collection
-                    # holding the GIL, or raise through lupa's frames
-                    self._set_limit(0)
+            if lifted is not None:
+                # host code may make lupa allocate (references to the tables it reads, stack):
+                # an allocation failure there would run an emergency collection holding the
+                # GIL, or raise through lupa's frames
+                self._set_limit(0)
+            worker = worker_of(current_thread()) if runner is not None else None
+            gate = worker.gate if worker is not None else None
             try:
-                if runner is None:
+                if gate is not None and not gate.acquire(blocking=False):
+                    return refused   # the call that reached it was abandoned
+                try:
                     result = function(*args)
-                else:
-                    worker = worker_of(current_thread())
-                    if worker is None:
-                        result = function(*args)
-                    else:
-                        gate = worker.gate
-                        if not gate.acquire(blocking=False):
-                            return refused
-                        try:
-                            result = function(*args)
-                        finally:
-                            gate.release()
+                finally:
+                    if gate is not None:
+                        gate.release()
             except (KeyboardInterrupt, SystemExit) as error:
                 if self.interrupt is None:
                     self.interrupt = error
@@ -157,9 +152,9 @@ class HostBoundary:
                                          f" {type(error).__name__}: {error}")
                 return refused
             finally:
-                if limit is not None and collector is not None:
-                    self._set_limit(limit)
-            if self._collector is None:
+                if lifted is not None:
+                    self._set_limit(lifted)
+            if collector is None:
                 return result
             return self._pushable(result, refused)
 

@@ -115,6 +115,8 @@ class ScriptEvent:
     source_entity: int | None
     source_script: str
     target: int | None
+    # events.payload_sizes of the payload when already known (the world API measures it)
+    sizes: tuple[int, int] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(slots=True)

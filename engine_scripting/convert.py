@@ -141,8 +141,7 @@ def exported_to_python(export: Any, strings: Any, max_bytes: int | None,
     if start == 0:
         converted = []
         for value in export:
-            _spend(budget, _ITEM_BYTES)
-            _tick(budget)
+            _entry(budget)
             converted.append(_to_python(value, budget, shared))
         return converted
     return [_to_python(export[index], budget, shared)
@@ -156,7 +155,9 @@ def _spend(budget: _Budget, amount: int) -> None:
             raise ResultTooLarge("the result is too large for the host")
 
 
-def _tick(budget: _Budget) -> None:
+def _entry(budget: _Budget) -> None:
+    """One table entry: its bytes, and now and then a look at the clock."""
+    _spend(budget, _ITEM_BYTES)
     budget.countdown -= 1
     if budget.countdown <= 0:
         budget.countdown = _CHECK_EVERY
@@ -175,8 +176,7 @@ def _to_python(value: object, budget: _Budget, shared: Sequence[PlainData]) -> P
     table: Any = value
     items = []
     for key, item in table.items():
-        _spend(budget, _ITEM_BYTES)
-        _tick(budget)
+        _entry(budget)
         if shared and lua54.lua_type(key) == "table":   # export.lua's {[REF] = index}
             return shared[int(item) - 1]
         if type(key) is bool:   # Python's dict would merge True with 1 and False with 0

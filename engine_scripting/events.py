@@ -1,6 +1,6 @@
 """Event routing for the ScriptSystem: which script receives which queued event.
 
-Provides ``route`` and ``payload_bytes``. Uses ``components.ScriptEvent``.
+Provides ``route`` and ``payload_sizes``. Uses ``components.ScriptEvent``.
 
 Delivering an event converts its payload into every receiving script's Lua state, before the
 receiver's tick runs and outside its memory limit, and the script copies it for each receiving
@@ -25,11 +25,6 @@ _EVENT_BYTES = 200   # the event's own tables and its name in the receiving stat
 _TARGET_BYTES = 32   # one (target, event number) pair
 # on_event calls one receiving script gets per tick at most (their time is the receiver's)
 MAX_DELIVERIES = 8192
-
-
-def payload_bytes(payload: object) -> int:
-    """An upper estimate of what ``payload`` (plain data) takes once copied into a Lua state."""
-    return sum(payload_sizes(payload))
 
 
 def payload_sizes(payload: object) -> tuple[int, int]:
@@ -76,7 +71,7 @@ def route(events: Iterable[ScriptEvent], links: dict[str, list[int]],
     dropped: dict[str, int] = {}
     calls_left: dict[str, int] = {}
     for event in events:
-        strings, tables = payload_sizes(event.payload)
+        strings, tables = event.sizes or payload_sizes(event.payload)
         size = _EVENT_BYTES + len(event.name) + strings + tables
         if event.target is None:
             receivers = [(name, EVERY_INSTANCE, len(entities)) for name, entities in links.items()]

@@ -59,21 +59,18 @@ class ContextHooks:
                 _log.exception("script.print_callback_failed")
 
     def report_violation(self, reason: bytes, message: bytes, entity: object = None) -> None:
-        if self.violations:
-            self.more_violations += 1
-            return
-        self.violations.append(
-            (text(reason), text(message)[:_MESSAGE_CHARS], entity if type(entity) is int else None)
-        )
+        self._record(text(reason), text(message)[:_MESSAGE_CHARS],
+                     entity if type(entity) is int else None)
 
     def deny_attribute(self, obj: object, name: object, is_setting: bool) -> object:
+        self._record("python_attribute", f"access to Python attribute {str(name)[:200]!r}", None)
+        raise AttributeError("Python objects are not accessible from scripts")
+
+    def _record(self, reason: str, message: str, entity: int | None) -> None:
         if self.violations:
             self.more_violations += 1
         else:
-            self.violations.append(
-                ("python_attribute", f"access to Python attribute {str(name)[:200]!r}", None)
-            )
-        raise AttributeError("Python objects are not accessible from scripts")
+            self.violations.append((reason, message, entity))
 
 
 def text(value: object) -> str:

@@ -20,7 +20,7 @@ import structlog
 from engine_scripting.batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY, BatchColumns
 from engine_scripting.components import Script, ScriptEvent
 from engine_scripting.convert import to_python
-from engine_scripting.events import payload_bytes
+from engine_scripting.events import payload_sizes
 from engine_scripting.schema import ComponentSchema, FieldKind
 
 if TYPE_CHECKING:
@@ -153,9 +153,12 @@ class WorldBindings:
         try:
             if target is not None and not self._system.is_script_entity(target):
                 return UNKNOWN_ENTITY
-            event = ScriptEvent(name=name.decode("utf-8", "replace"), payload=to_python(payload),
-                                source_entity=source, source_script=self._script, target=target)
-            queued = self._system.queue_event(event, size=payload_bytes(event.payload),
+            data = to_python(payload)
+            sizes = payload_sizes(data)
+            event = ScriptEvent(name=name.decode("utf-8", "replace"), payload=data,
+                                source_entity=source, source_script=self._script, target=target,
+                                sizes=sizes)
+            queued = self._system.queue_event(event, size=sum(sizes),
                                               max_bytes=self.max_event_bytes)
             return DONE if queued else MISSING
         except Exception as error:

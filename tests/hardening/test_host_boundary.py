@@ -52,8 +52,23 @@ threading.Thread(target=_tick, daemon=True).start()
 """
 
 
-def _run_child(body: str, timeout: float = 240) -> str:
-    code = TICKER + textwrap.dedent(body).replace("@CHAIN@", repr(CHAIN.replace("@N@", "20000")))
+# A world with a Label component, for the children that run a ScriptSystem
+LABEL_WORLD = """
+import time
+from dataclasses import dataclass
+import esper
+from engine_scripting import Permissions, Script, ScriptEngine, ScriptManager
+from engine_scripting import ScriptResourceLimits, ScriptSystem
+
+@dataclass
+class Label:
+    text: str = ""
+"""
+
+
+def _run_child(body: str, timeout: float = 240, prelude: str = "") -> str:
+    code = TICKER + prelude + textwrap.dedent(body).replace(
+        "@CHAIN@", repr(CHAIN.replace("@N@", "20000")))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=timeout)
     assert done.returncode == 0, (done.returncode, done.stdout, done.stderr[-3000:])
@@ -87,20 +102,7 @@ def test_arguments_are_converted_without_collector_steps() -> None:
 
 
 def test_host_function_results_are_pushed_without_collector_steps() -> None:
-    out = _run_child("""
-        import time
-        from dataclasses import dataclass
-        import esper
-        from engine_scripting import ScriptEngine, ScriptResourceLimits
-        from engine_scripting.components import Script
-        from engine_scripting.manager import ScriptManager
-        from engine_scripting.permissions import Permissions
-        from engine_scripting.system import ScriptSystem
-
-        @dataclass
-        class Label:
-            text: str = ""
-
+    out = _run_child(prelude=LABEL_WORLD, body="""
         engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=100))
         manager = ScriptManager(engine)
         other = esper.create_entity(Label("y" * 20_000))
@@ -131,19 +133,7 @@ def test_host_function_results_are_pushed_without_collector_steps() -> None:
 
 
 def test_a_host_function_result_that_fits_only_after_a_collection_is_delivered() -> None:
-    out = _run_child("""
-        from dataclasses import dataclass
-        import esper
-        from engine_scripting import ScriptEngine, ScriptResourceLimits
-        from engine_scripting.components import Script
-        from engine_scripting.manager import ScriptManager
-        from engine_scripting.permissions import Permissions
-        from engine_scripting.system import ScriptSystem
-
-        @dataclass
-        class Label:
-            text: str = ""
-
+    out = _run_child(prelude=LABEL_WORLD, body="""
         engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=2, max_execution_time_ms=2000))
         manager = ScriptManager(engine)
         other = esper.create_entity(Label("y" * 600_000))
