@@ -343,6 +343,13 @@ local function strlt(a, b)
   end
 end
 
+-- auxsort's pivot: the middle, or a random point of the middle half of a large range
+local function choose_pivot(lo, up, rnd)
+  if up - lo < RANLIMIT or rnd == 0 then return (lo + up) // 2 end
+  local r4 = (up - lo) // 4
+  return rnd % (r4 * 2) + (lo + r4)
+end
+
 local function default_lt(a, b)
   if type(a) == "string" and type(b) == "string" and #a + #b > LONG_STRINGS then
     return strlt(a, b)
@@ -357,13 +364,7 @@ local function auxsort(t, lo, up, rnd, lt, fin)
     local a, b = t[lo], t[up]
     if lt(b, a) then t[lo] = b; t[up] = a end
     if up - lo == 1 then return end
-    local p
-    if up - lo < RANLIMIT or rnd == 0 then
-      p = (lo + up) // 2
-    else
-      local r4 = (up - lo) // 4
-      p = rnd % (r4 * 2) + (lo + r4)
-    end
+    local p = choose_pivot(lo, up, rnd)
     a, b = t[p], t[lo]
     if lt(a, b) then
       t[p] = b; t[lo] = a
@@ -480,13 +481,7 @@ local function sort_lt(t, lo, up, rnd, per)
     local a, b = t[lo], t[up]
     if b < a then t[lo] = b; t[up] = a end
     if m == 2 then return end
-    local p
-    if m <= RANLIMIT or rnd == 0 then
-      p = (lo + up) // 2
-    else
-      local r4 = (up - lo) // 4
-      p = rnd % (r4 * 2) + (lo + r4)
-    end
+    local p = choose_pivot(lo, up, rnd)
     a, b = t[p], t[lo]
     if a < b then
       t[p] = b; t[lo] = a
