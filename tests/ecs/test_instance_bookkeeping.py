@@ -42,9 +42,29 @@ class Position:
 """
 
 
+# Lua for the memory sweeps: fill(release) leaves the state full but for ``gap`` big and
+# ``release`` small free places; free() gives everything back
+_FILL = """function fill(release)
+  hog, small = {}, {}
+  for i = 1, 4096 do hog[i] = false; small[i] = false end
+  collectgarbage()
+  local n, m = 0, 0
+  while n < 4096 and pcall(function() hog[n + 1] = string.rep("x", 4096) end) do n = n + 1 end
+  for i = n, n - GAP, -1 do hog[i] = false end
+  collectgarbage()
+  while m < 4096 and pcall(function() small[m + 1] = {} end) do m = m + 1 end
+  for i = m, m - release + 1, -1 do small[i] = false end
+  collectgarbage()
+end
+function free() hog, small = nil, nil collectgarbage() end"""
+
+
 def _run_child(body: str) -> dict[str, object]:
-    """Run ``body`` (after the prelude) in a child process; it prints one JSON line last."""
+    """Run ``body`` (after the prelude) in a child process; it prints one JSON line last.
+    ``@FILL24@`` and ``@FILL4@`` in it stand for _FILL with GAP 24 or 4."""
     code = _PRELUDE + textwrap.dedent(body)
+    for gap in ("24", "4"):
+        code = code.replace(f"@FILL{gap}@", _FILL.replace("GAP", gap))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=180, cwd=_ROOT)
     assert done.returncode == 0, (done.returncode, done.stdout[-2000:], done.stderr[-2000:])
@@ -93,21 +113,7 @@ def test_memory_errors_in_a_tick_neither_cross_wire_nor_lose_lifecycle_calls() -
         function on_start(self) started = started + 1 end
         function on_destroy(self) destroyed = destroyed + 1 end
         function on_update(self) world.set(self.entity, "Position", {x = self.entity, y = 0}) end
-        function fill(release)
-          hog, small = {}, {}
-          for i = 1, 4096 do hog[i] = false; small[i] = false end
-          collectgarbage()
-          local n, m = 0, 0
-          while n < 4096 and pcall(function() hog[n + 1] = string.rep("x", 4096) end) do
-            n = n + 1
-          end
-          for i = n, n - 24, -1 do hog[i] = false end
-          collectgarbage()
-          while m < 4096 and pcall(function() small[m + 1] = {} end) do m = m + 1 end
-          for i = m, m - release + 1, -1 do small[i] = false end
-          collectgarbage()
-        end
-        function free() hog, small = nil, nil collectgarbage() end
+        @FILL24@
         function counts() return started, destroyed end
         '''
         engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=2, max_execution_time_ms=3000))
@@ -210,21 +216,7 @@ def test_a_sync_that_fails_part_way_leaves_the_previous_instances() -> None:
         function on_start(self) started = started + 1 end
         function on_destroy(self) destroyed = destroyed + 1 end
         function on_update(self) seen[#seen + 1] = self.entity end
-        function fill(release)
-          hog, small = {}, {}
-          for i = 1, 4096 do hog[i] = false; small[i] = false end
-          collectgarbage()
-          local n, m = 0, 0
-          while n < 4096 and pcall(function() hog[n + 1] = string.rep("x", 4096) end) do
-            n = n + 1
-          end
-          for i = n, n - 4, -1 do hog[i] = false end
-          collectgarbage()
-          while m < 4096 and pcall(function() small[m + 1] = {} end) do m = m + 1 end
-          for i = m, m - release + 1, -1 do small[i] = false end
-          collectgarbage()
-        end
-        function free() hog, small = nil, nil collectgarbage() end
+        @FILL4@
         function report() local s = seen seen = {} return started, destroyed, s end
         '''
         from engine_scripting.errors import ScriptError
