@@ -1,8 +1,19 @@
-"""engine-scripting: sandboxed, fast Lua 5.4 scripting for esper ECS games."""
+"""engine-scripting: sandboxed, fast Lua 5.4 scripting for esper ECS games.
 
-from engine_scripting.components import Console, ConsoleMessage, EventQueue, Script, ScriptEvent
-from engine_scripting.context import ScriptContext
-from engine_scripting.engine import ScriptEngine
+The rooms: ``engine_scripting.engine`` (execution), ``engine_scripting.manager`` (lifecycle),
+``engine_scripting.ecs`` (the esper side); errors and permissions beside them. Everything public
+is re-exported here.
+"""
+
+from engine_scripting.ecs import (
+    Console,
+    ConsoleMessage,
+    EventQueue,
+    Script,
+    ScriptEvent,
+    ScriptSystem,
+)
+from engine_scripting.engine import ScriptContext, ScriptEngine, ScriptResourceLimits
 from engine_scripting.errors import (
     CallAbandoned,
     PermissionDenied,
@@ -13,10 +24,8 @@ from engine_scripting.errors import (
     ScriptRuntimeError,
     SecurityViolation,
 )
-from engine_scripting.limits import ScriptResourceLimits
 from engine_scripting.manager import ScriptManager, ScriptStatus
 from engine_scripting.permissions import Permissions
-from engine_scripting.system import ScriptSystem
 
 __all__ = [
     "CallAbandoned",

@@ -31,9 +31,8 @@ from engine_scripting.demo.runner import (
     run_scene,
 )
 from engine_scripting.demo.scenes import SCENES
-from engine_scripting.engine import ScriptEngine
+from engine_scripting.engine import ScriptEngine, ScriptResourceLimits
 from engine_scripting.errors import ScriptError
-from engine_scripting.limits import ScriptResourceLimits
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -15,13 +15,11 @@ from types import MappingProxyType
 
 import esper
 
-from engine_scripting.components import Script
 from engine_scripting.demo.scenes import Position, Velocity
-from engine_scripting.engine import ScriptEngine
-from engine_scripting.limits import ScriptResourceLimits
+from engine_scripting.ecs import Script, ScriptSystem
+from engine_scripting.engine import ScriptEngine, ScriptResourceLimits
 from engine_scripting.manager import ScriptManager
 from engine_scripting.permissions import Permissions
-from engine_scripting.system import ScriptSystem
 
 LIMITS = ScriptResourceLimits(max_memory_mb=256, max_execution_time_ms=10_000)
 GRANTS = Permissions(read={"Position", "Velocity", "Target"}, write={"Position", "Velocity"})

@@ -21,12 +21,10 @@ from types import MappingProxyType
 
 import esper
 
-from engine_scripting.components import Script
-from engine_scripting.engine import ScriptEngine
-from engine_scripting.limits import ScriptResourceLimits
+from engine_scripting.ecs import Script, ScriptSystem
+from engine_scripting.engine import ScriptEngine, ScriptResourceLimits
 from engine_scripting.manager import ScriptManager
 from engine_scripting.permissions import Permissions
-from engine_scripting.system import ScriptSystem
 
 SOAK_LIMITS = ScriptResourceLimits(max_memory_mb=8, max_execution_time_ms=20,
                                    max_recursion_depth=200)

@@ -1,5 +1,5 @@
 """The ``engine-scripting demo``: esper game loops driven by Lua scripts, rendered with pygame-ce.
 
-Scenes live in ``scenes.py``; their Lua scripts ship in ``demo/lua``. ``runner.py`` runs the loop
+Scenes live in ``scenes.py``; their Lua scripts ship in ``demo/lua``. ``_runner.py`` runs the loop
 and prints the per-script stats; ``render.py`` draws frames when pygame-ce is installed.
 """

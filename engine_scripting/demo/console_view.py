@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine_scripting.components import ConsoleMessage
+from engine_scripting.ecs import ConsoleMessage
 
 RUN_KEPT = 2   # lines kept from one script's run of consecutive messages
 

@@ -10,9 +10,9 @@ from typing import Any
 import esper
 import pygame
 
-from engine_scripting.components import Console, Script
 from engine_scripting.demo.console_view import compress_console
 from engine_scripting.demo.scenes import Appearance, Position
+from engine_scripting.ecs import Console, Script
 from engine_scripting.manager import ScriptStatus
 
 WIDTH, HEIGHT = 1100, 680

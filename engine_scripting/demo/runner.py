@@ -11,13 +11,11 @@ from typing import TYPE_CHECKING
 
 import esper
 
-from engine_scripting.components import Console
 from engine_scripting.demo.console_view import compress_console
 from engine_scripting.demo.scenes import COMPONENTS, SCENES, load_scripts
-from engine_scripting.engine import ScriptEngine
-from engine_scripting.limits import ScriptResourceLimits
+from engine_scripting.ecs import Console, ScriptSystem
+from engine_scripting.engine import ScriptEngine, ScriptResourceLimits
 from engine_scripting.manager import ScriptManager, ScriptStatus
-from engine_scripting.system import ScriptSystem
 
 if TYPE_CHECKING:
     from engine_scripting.demo.render import Renderer

@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 import esper
 
-from engine_scripting.components import Script
+from engine_scripting.ecs import Script
 from engine_scripting.manager import ScriptManager
 from engine_scripting.permissions import Permissions
 

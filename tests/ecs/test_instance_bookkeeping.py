@@ -22,7 +22,7 @@ from engine_scripting import (
     ScriptManager,
     ScriptSystem,
 )
-from engine_scripting.components import ScriptEvent
+from engine_scripting.ecs._components import ScriptEvent
 from tests.ecs.conftest import Loader
 
 _ROOT = Path(__file__).resolve().parents[2]

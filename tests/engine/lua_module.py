@@ -1,4 +1,4 @@
-"""Load one of the sandbox's Lua modules (engine_scripting/lua/*.lua) into a plain lupa runtime.
+"""Load one of the sandbox's Lua modules (engine_scripting/engine/lua/*.lua) into plain lupa.
 
 A module chunk receives ``(kit, argcheck)``: the original library functions and lauxlib-style
 argument checks, exactly as sandbox.lua hands them over, and returns a table of replacements keyed
@@ -12,7 +12,7 @@ from typing import Any
 
 import lupa.lua54 as lua54
 
-from engine_scripting.engine import SANDBOX_MODULES
+from engine_scripting.engine._engine import SANDBOX_MODULES
 
 _BUILD_KIT = """
 local c_call_ns = ...
@@ -39,8 +39,8 @@ return {type = type, error = error, tostring = tostring, tonumber = tonumber, ra
 
 
 def lua_source(name: str) -> bytes:
-    """The text of engine_scripting/lua/<name>."""
-    return files("engine_scripting").joinpath("lua", name).read_bytes()
+    """The text of engine_scripting/engine/lua/<name>."""
+    return files("engine_scripting").joinpath("engine", "lua", name).read_bytes()
 
 
 def load_module(runtime: Any, name: str, *, c_call_ns: float = 25e6) -> Any:
@@ -55,7 +55,7 @@ def load_module(runtime: Any, name: str, *, c_call_ns: float = 25e6) -> Any:
     name_all = loader(b"local argcheck, t, shared = ... "
                       b"for k, v in next, t do argcheck.name(v, k) shared[k] = v end")
     shared = runtime.table()
-    order = [path.removeprefix("lua/") for path in SANDBOX_MODULES]
+    order = [f"{module}.lua" for module in SANDBOX_MODULES]
     replacements = None
     for module_name in order[:order.index(name) + 1]:
         module = loader(lua_source(module_name), b"=" + module_name.encode())

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from engine_scripting.boundary import HostBoundary
-from engine_scripting.runner import Runner, Worker
+from engine_scripting.engine._boundary import HostBoundary
+from engine_scripting.engine._runner import Runner, Worker
 
 # Builds `keys` colliding float keys in a few calls, each within budget; `bomb()` then adds the
 # key that makes the table grow: a rehash of all of them in one instruction (seconds).

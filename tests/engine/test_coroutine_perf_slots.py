@@ -1,4 +1,4 @@
-"""Coroutine fast paths (engine_scripting/lua/coroutines.lua) keep every thread that may run listed
+"""Coroutine fast paths (engine_scripting/engine/lua/coroutines.lua) keep every thread that may run listed
 in `slots`: generators abandoned while suspended give their permanent slot back once their function
 is garbage, and `slots` is compacted early so that the watchdog reads a short list."""
 
@@ -10,7 +10,7 @@ import lupa.lua54 as lua54
 import pytest
 
 from engine_scripting import ResourceLimitExceeded, ScriptContext
-from engine_scripting.native import LuaNative
+from engine_scripting.engine._native import LuaNative
 from tests.conftest import STOP_BOUND_S
 
 

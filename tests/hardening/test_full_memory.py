@@ -70,10 +70,10 @@ def test_a_script_that_fills_its_memory_does_not_take_the_world_down() -> None:
         from dataclasses import dataclass
         import esper
         from engine_scripting import ScriptEngine, ScriptResourceLimits
-        from engine_scripting.components import Script, ScriptEvent
-        from engine_scripting.manager import ScriptManager
+        from engine_scripting.ecs._components import Script, ScriptEvent
+        from engine_scripting.manager._manager import ScriptManager
         from engine_scripting.permissions import Permissions
-        from engine_scripting.system import ScriptSystem
+        from engine_scripting.ecs._system import ScriptSystem
 
         @dataclass
         class Counter:

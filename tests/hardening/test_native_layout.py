@@ -1,8 +1,8 @@
-"""native.py fails closed: every offset, release and C API symbol it relies on is checked at
+"""_native.py fails closed: every offset, release and C API symbol it relies on is checked at
 start-up, and a wrong one raises NativeLayoutError instead of crashing or turning a defence off.
 
-Each case patches one constant of engine_scripting.native in a fresh interpreter (a wrong offset
-must not be able to take the test run down), then builds an engine."""
+Each case patches one constant of engine_scripting.engine._native in a fresh interpreter (a wrong
+offset must not be able to take the test run down), then builds an engine."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ OK, REFUSED = "NATIVE-LAYOUT-OK", "NATIVE-LAYOUT-REFUSED"
 CHILD = """
 import sys
 sys.path.insert(0, {root!r})
-import engine_scripting.native as native
-import engine_scripting.native_probe as native_probe
+import engine_scripting.engine._native as native
+import engine_scripting.engine._native_probe as native_probe
 {patch}
 from engine_scripting import ScriptEngine, ScriptResourceLimits
 try:

@@ -36,10 +36,10 @@ from typing import Any
 import lupa.lua54 as lua54
 import structlog
 
+from engine_scripting.engine._native import Collector, LuaNative
+from engine_scripting.engine._runner import Runner, worker_of
+from engine_scripting.engine._watchdog import TIME_COUNT, CallWatch
 from engine_scripting.errors import ScriptError
-from engine_scripting.native import Collector, LuaNative
-from engine_scripting.runner import Runner, worker_of
-from engine_scripting.watchdog import TIME_COUNT, CallWatch
 
 _log = structlog.get_logger(__name__)
 

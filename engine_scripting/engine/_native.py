@@ -6,7 +6,7 @@ count hook from the thread that runs the state, read which threads a context lis
 running, read how many stack slots a thread uses, and re-enable hooks on a thread (``allowhook``).
 Uses the Lua C API that lupa's ``lua54`` extension module exports. Every offset below is checked
 at start-up against an independent route (the C API, or arithmetic on Lua's own allocation) by
-native_probe.py, on a probe state, before any context exists; any mismatch, a missing symbol or
+_native_probe.py, on a probe state, before any context exists; any mismatch, a missing symbol or
 another Lua release raises ``NativeLayoutError``, and no pointer is read through before it has
 been checked.
 
@@ -173,7 +173,7 @@ class LuaNative:
     """
 
     def __init__(self) -> None:
-        from engine_scripting import native_probe
+        from engine_scripting.engine import _native_probe as native_probe
 
         api = native_probe.load_api()
         self._sethook: Any = api["lua_sethook"]

@@ -1,6 +1,6 @@
-"""Start-up checks of every struct offset native.py uses, on a probe Lua state.
+"""Start-up checks of every struct offset _native.py uses, on a probe Lua state.
 
-Provides ``load_api`` (the C API functions native.py calls, or NativeLayoutError when one is
+Provides ``load_api`` (the C API functions _native.py calls, or NativeLayoutError when one is
 missing) and ``probe`` (the Lua release, then each offset, each against an independent route:
 the C API (lua_gethook*, lua_getstack, lua_gettop), arithmetic on Lua's own allocation (the main
 thread's global_State follows it), or values Lua reports (collectgarbage)). A pointer is read
@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import lupa.lua54 as lua54
 
-from engine_scripting import native as layout
-from engine_scripting.native import NativeLayoutError, _read_pointer
+from engine_scripting.engine import _native as layout
+from engine_scripting.engine._native import NativeLayoutError, _read_pointer
 
 if TYPE_CHECKING:
-    from engine_scripting.native import LuaNative
+    from engine_scripting.engine._native import LuaNative
 
 _SYMBOLS: Final[Mapping[str, tuple[tuple[Any, ...], Any]]] = MappingProxyType({
     "lua_sethook": ((ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int), None),
@@ -43,7 +43,7 @@ _CI_SIZE = 64                  # sizeof(CallInfo)
 
 
 def load_api() -> dict[str, Any]:
-    """The C API functions native.py uses, from lupa's lua54 module (PyDLL keeps the GIL)."""
+    """The C API functions _native.py uses, from lupa's lua54 module (PyDLL keeps the GIL)."""
     try:
         library = vars(layout)["ctypes"].PyDLL(lua54.__file__)  # native.ctypes: tests replace it
         api: dict[str, Any] = {}

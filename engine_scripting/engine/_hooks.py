@@ -14,7 +14,7 @@ from collections.abc import Callable
 import lupa.lua54 as lua54
 import structlog
 
-from engine_scripting.boundary import HostBoundary
+from engine_scripting.engine._boundary import HostBoundary
 
 _log = structlog.get_logger(__name__)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from engine_scripting.components import ScriptEvent
+from engine_scripting.ecs._components import ScriptEvent
 
 # Estimated Lua memory: a string's header, a table's header and one hash entry, a scalar slot
 _STRING_BYTES = 40

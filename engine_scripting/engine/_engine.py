@@ -15,14 +15,14 @@ from importlib.resources import files
 import lupa.lua54 as lua54
 import structlog
 
-from engine_scripting.boundary import HostBoundary
-from engine_scripting.context import ScriptContext
+from engine_scripting.engine._boundary import HostBoundary
+from engine_scripting.engine._context import ScriptContext
+from engine_scripting.engine._hooks import ContextHooks
+from engine_scripting.engine._limits import MAX_SOURCE_BYTES, ScriptResourceLimits
+from engine_scripting.engine._native import LuaNative
+from engine_scripting.engine._runner import Runner
+from engine_scripting.engine._watchdog import SAMPLE_COUNT, TIME_COUNT, Watchdog
 from engine_scripting.errors import ResourceLimitExceeded, ScriptError
-from engine_scripting.hooks import ContextHooks
-from engine_scripting.limits import MAX_SOURCE_BYTES, ScriptResourceLimits
-from engine_scripting.native import LuaNative
-from engine_scripting.runner import Runner
-from engine_scripting.watchdog import SAMPLE_COUNT, TIME_COUNT, Watchdog
 
 _log = structlog.get_logger(__name__)
 
@@ -32,8 +32,7 @@ C_CALL_SHARE = 0.5
 PRINT_LINE_LIMIT = 8192
 # The sandbox's own Lua modules, run at set-up after argcheck.lua, in this order: each gets the
 # original library functions, argcheck, and what the modules before it returned.
-SANDBOX_MODULES = ("lua/pattern_compile.lua", "lua/patterns.lua", "lua/tables.lua",
-                   "lua/coroutines.lua")
+SANDBOX_MODULES = ("pattern_compile", "patterns", "tables", "coroutines")
 
 
 class ScriptEngine:
@@ -74,10 +73,10 @@ class ScriptEngine:
         # an engine dropped without close() still stops its threads
         self._finalizer = weakref.finalize(self, _shut_down, self._closed, self._watchdog,
                                            self._runner)
-        self._setup_chunk = compile_chunk("lua/sandbox.lua", "sandbox")
+        self._setup_chunk = compile_chunk("engine/lua/sandbox.lua", "sandbox")
         self._module_chunks = tuple(
-            compile_chunk(path, path.removeprefix("lua/").removesuffix(".lua"))
-            for path in ("lua/argcheck.lua", "lua/export.lua", *SANDBOX_MODULES)
+            compile_chunk(f"engine/lua/{module}.lua", module)
+            for module in ("argcheck", "export", *SANDBOX_MODULES)
         )
 
     def create_context(
@@ -161,7 +160,7 @@ def _shut_down(closed: threading.Event, watchdog: Watchdog | None,
 
 
 def compile_chunk(resource: str, chunk_name: str) -> bytes:
-    """Precompile one of the package's trusted Lua files (e.g. "lua/world.lua") to bytecode
+    """Precompile one of the package's trusted Lua files (e.g. "ecs/lua/world.lua") to bytecode
     without debug information: smaller in every state, and its lines never show in errors."""
     source = files("engine_scripting").joinpath(resource).read_bytes()
     runtime = lua54.LuaRuntime(encoding=None, register_eval=False, register_builtins=False)

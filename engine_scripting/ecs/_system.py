@@ -26,8 +26,8 @@ import esper
 import lupa.lua54 as lua54
 import structlog
 
-from engine_scripting.api import WORLD_CAPS
-from engine_scripting.components import (
+from engine_scripting.ecs._bindings import REFUSED, WorldBindings
+from engine_scripting.ecs._components import (
     Console,
     ConsoleLevel,
     ConsoleMessage,
@@ -35,17 +35,17 @@ from engine_scripting.components import (
     Script,
     ScriptEvent,
 )
-from engine_scripting.context import abandon_open_calls
+from engine_scripting.ecs._events import route
+from engine_scripting.ecs._schema import ComponentSchema, build_schemas
+from engine_scripting.ecs._world_api import WORLD_CAPS
+from engine_scripting.engine._context import abandon_open_calls
+from engine_scripting.engine._outcome import instance_errors
+from engine_scripting.engine._runner import Worker
 from engine_scripting.errors import (
     ScriptError,
     ScriptRuntimeError,
 )
-from engine_scripting.events import route
-from engine_scripting.host import REFUSED, WorldBindings
-from engine_scripting.manager import ManagedScript, ScriptManager
-from engine_scripting.outcome import instance_errors
-from engine_scripting.runner import Worker
-from engine_scripting.schema import ComponentSchema, build_schemas
+from engine_scripting.manager._manager import ManagedScript, ScriptManager
 
 _log = structlog.get_logger(__name__)
 _CONSOLE_LINE = WORLD_CAPS["max_print"]
@@ -221,7 +221,7 @@ class ScriptSystem(esper.Processor):
             errors.append(error.with_context(script=record.name, entity=entity))
             self._write_back(record, None, errors)
             return
-        # not in a `finally`: an abandoned call unwinds its worker past this (runner.py)
+        # not in a `finally`: an abandoned call unwinds its worker past this (_runner.py)
         if len(result) > 1:  # nothing after the errors: nothing was written
             self._write_back(record, result[1:], errors)
         if result and result[0] is not None:
@@ -303,7 +303,7 @@ class ScriptSystem(esper.Processor):
 
     def _route(self, events: list[ScriptEvent],
                links: dict[str, list[int]]) -> dict[str, tuple[list[object], list[int]]]:
-        """Per script: the events its instances receive, within its allowance (events.py);
+        """Per script: the events its instances receive, within its allowance (_events.py);
         a script that missed some hears of it on the console."""
         if not events:
             return {}

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import structlog
 
-from engine_scripting.api import WorldApi, install_world_api, world_source
-from engine_scripting.context import ScriptContext
-from engine_scripting.engine import ScriptEngine
+from engine_scripting.ecs._world_api import WorldApi, install_world_api, world_source
+from engine_scripting.engine._context import ScriptContext
+from engine_scripting.engine._engine import ScriptEngine
+from engine_scripting.engine._limits import MAX_SOURCE_BYTES, ScriptResourceLimits
 from engine_scripting.errors import CallAbandoned, ScriptError, SecurityViolation
-from engine_scripting.limits import MAX_SOURCE_BYTES, ScriptResourceLimits
 from engine_scripting.permissions import Permissions
 
 _log = structlog.get_logger(__name__)

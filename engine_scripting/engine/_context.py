@@ -1,6 +1,6 @@
 """ScriptContext: one isolated Lua state and the calls the host makes into it.
 
-Uses the control table built by sandbox.lua, the watchdog for limits, and convert.py for data.
+Uses the control table built by sandbox.lua, the watchdog for limits, and _convert.py for data.
 Every failure leaves here as a ScriptError subclass.
 """
 
@@ -15,15 +15,15 @@ from typing import Any
 import lupa.lua54 as lua54
 import structlog
 
-from engine_scripting.boundary import HostBoundary
-from engine_scripting.convert import to_lua
+from engine_scripting.engine._boundary import HostBoundary
+from engine_scripting.engine._convert import to_lua
+from engine_scripting.engine._hooks import PUSH_FREE, ContextHooks
+from engine_scripting.engine._limits import ScriptResourceLimits
+from engine_scripting.engine._native import Collector, LuaNative
+from engine_scripting.engine._outcome import Outcomes, Result
+from engine_scripting.engine._runner import Abandoned, Runner, Worker
+from engine_scripting.engine._watchdog import CallWatch, Watchdog
 from engine_scripting.errors import CallAbandoned, ScriptError, SecurityViolation
-from engine_scripting.hooks import PUSH_FREE, ContextHooks
-from engine_scripting.limits import ScriptResourceLimits
-from engine_scripting.native import Collector, LuaNative
-from engine_scripting.outcome import Outcomes, Result
-from engine_scripting.runner import Abandoned, Runner, Worker
-from engine_scripting.watchdog import CallWatch, Watchdog
 
 _log = structlog.get_logger(__name__)
 
@@ -102,7 +102,7 @@ class ScriptContext:
                 deep_slots=2 * limits.max_recursion_depth + 64,
             )
             if native is not None:
-                # collector steps run only while script code runs (see boundary.py)
+                # collector steps run only while script code runs (see _boundary.py)
                 self._collector = native.collector(self._watch.main_state)
                 self._collector.pause()
                 boundary.connect(self._collector, native, self._watch, runtime.get_memory_used,
@@ -154,7 +154,7 @@ class ScriptContext:
         return self._dead
 
     def gated(self, function: Callable[..., Any], refused: object = None) -> Callable[..., Any]:
-        """``function`` as a host function for this context's Lua code (see boundary.py); it
+        """``function`` as a host function for this context's Lua code (see _boundary.py); it
         returns ``refused`` when it cannot run or its result does not fit in memory."""
         return self._boundary.wrap(function, refused)
 
@@ -291,7 +291,7 @@ class ScriptContext:
              convert: bool = False, limited: bool = True) -> tuple[object, ...]:
         """One protected call into Lua under the limits; returns xpcall's results.
 
-        It runs on the engine's worker thread (see runner.py): a call stuck inside a C function
+        It runs on the engine's worker thread (see _runner.py): a call stuck inside a C function
         is abandoned, and raises CallAbandoned here. ``push_free``: lupa pushes every argument
         without allocating in the Lua state (see ``PUSH_FREE``); otherwise the arguments travel
         in one table.

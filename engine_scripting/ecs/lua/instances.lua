@@ -1,6 +1,6 @@
 -- instances.lua: the instances of one script (one per entity running it, each with its `self`)
 -- and the lifecycle calls owed to them. Installed once, trusted, just before world.lua, which
--- receives this module (see api.py).
+-- receives this module (see _world_api.py).
 -- Uses: plain Lua only. Provides: `sync` and `instance_list` for the ScriptSystem, and for
 -- world.lua `current` (the state, adopted at the start of each batch), `next_owed` and `receiver`.
 --

@@ -2,19 +2,22 @@
 
 Provides ``Outcomes``, one per context. Uses what sandbox.lua recorded about the call (how deep
 the failing call ran, whether the message handler saw the error, which limit stopped it) and
-never reads an error's kind from its message. Uses convert.py for the values.
+never reads an error's kind from its message. Uses _convert.py for the values.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine_scripting.convert import (
+from engine_scripting.engine._convert import (
     PlainData,
     ResultTooLarge,
     ResultTooSlow,
     exported_to_python,
 )
+from engine_scripting.engine._hooks import error_line, text
+from engine_scripting.engine._native import LuaNative
+from engine_scripting.engine._watchdog import CallWatch
 from engine_scripting.errors import (
     PermissionDenied,
     ResourceLimitExceeded,
@@ -23,9 +26,6 @@ from engine_scripting.errors import (
     ScriptRuntimeError,
     SecurityViolation,
 )
-from engine_scripting.hooks import error_line, text
-from engine_scripting.native import LuaNative
-from engine_scripting.watchdog import CallWatch
 
 Result = PlainData | tuple[PlainData, ...]
 _MEMORY_MESSAGE = b"not enough memory"

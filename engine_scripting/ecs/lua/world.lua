@@ -27,7 +27,7 @@ local MAX_PAYLOAD_ITEMS = caps.max_payload_items
 local MAX_PAYLOAD_DEPTH = caps.max_payload_depth
 local MAX_PRINT = caps.max_print              -- bytes in one printed line
 local MAX_LINES = caps.max_lines              -- printed lines per script per tick
--- what the host's functions answer (batch.py), and the target of a broadcast (events.py)
+-- what the host's functions answer (_batch.py), and the target of a broadcast (_events.py)
 local DONE, MISSING, HOST_FAILURE = caps.status.done, caps.status.missing,
   caps.status.host_failure
 local EVERY_INSTANCE = caps.status.every_instance

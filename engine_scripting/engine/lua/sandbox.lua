@@ -48,7 +48,7 @@ local argerror, typeerror, optstring, optinteger =
 ------------------------------------------------------------------------------------------------
 -- Interruption
 ------------------------------------------------------------------------------------------------
--- TIME_COUNT, SAMPLE_COUNT: the hook counts the watchdog arms with, per reason (watchdog.py)
+-- TIME_COUNT, SAMPLE_COUNT: the hook counts the watchdog arms with, per reason (_watchdog.py)
 local RECURSION_MESSAGE = "recursion limit exceeded"
 local killed = false                    -- false | "time" | "recursion"
 local killed_threads = setmetatable({}, {__mode = "k"})

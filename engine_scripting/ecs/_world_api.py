@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from engine_scripting.batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY
-from engine_scripting.context import ScriptContext
-from engine_scripting.engine import compile_chunk
-from engine_scripting.events import EVERY_INSTANCE
+from engine_scripting.ecs._batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY
+from engine_scripting.ecs._events import EVERY_INSTANCE
+from engine_scripting.engine._context import ScriptContext
+from engine_scripting.engine._engine import compile_chunk
 from engine_scripting.permissions import Permissions
 
 # Caps on what scripts hand to the world API. Larger values get a Lua error.
@@ -31,7 +31,8 @@ WORLD_CAPS = MappingProxyType({
 
 def world_source() -> tuple[bytes, bytes]:
     """instances.lua and world.lua, precompiled (once by each ScriptManager)."""
-    return compile_chunk("lua/instances.lua", "instances"), compile_chunk("lua/world.lua", "world")
+    return (compile_chunk("ecs/lua/instances.lua", "instances"),
+            compile_chunk("ecs/lua/world.lua", "world"))
 
 
 @dataclass(frozen=True, slots=True)

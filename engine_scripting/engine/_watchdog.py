@@ -9,7 +9,7 @@ sandbox.lua). A thread that kept the request for a whole poll is looping inside 
 without calls: only then is ``trap`` of its current frame set (see docs/security.md for why the
 watchdog touches no other Lua memory). While every call is within budget it costs nothing inside
 Lua. A call still running ``ABANDON_GRACE_S`` after twice its budget is stuck inside a C function,
-where no hook fires: the watchdog abandons its worker (see runner.py).
+where no hook fires: the watchdog abandons its worker (see _runner.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import structlog
 
-from engine_scripting.native import LUA_MASKCOUNT, WATCHDOG_MASK, LuaNative
-from engine_scripting.runner import Worker
+from engine_scripting.engine._native import LUA_MASKCOUNT, WATCHDOG_MASK, LuaNative
+from engine_scripting.engine._runner import Worker
 
 _log = structlog.get_logger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import esper
 
-from engine_scripting.schema import ComponentSchema, FieldKind, lua_column, lua_value
+from engine_scripting.ecs._schema import ComponentSchema, FieldKind, lua_column, lua_value
 
 # statuses world.lua understands: done, no such component (or queue full), no such entity,
 # failure in the host

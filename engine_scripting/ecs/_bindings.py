@@ -1,6 +1,6 @@
 """WorldBindings: the Python functions behind one script's ``world`` API in one ScriptSystem.
 
-The batch cache's host side (fetching columns, writing changes back) is in batch.py.
+The batch cache's host side (fetching columns, writing changes back) is in _batch.py.
 
 world.lua has already checked argument types, names, value kinds, caps, permissions and scope
 before any of these run. They read and write the current esper world directly (no copies
@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 import esper
 import structlog
 
-from engine_scripting.batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY, BatchColumns
-from engine_scripting.components import Script, ScriptEvent
-from engine_scripting.convert import to_python
-from engine_scripting.events import payload_sizes
-from engine_scripting.schema import ComponentSchema, FieldKind
+from engine_scripting.ecs._batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY, BatchColumns
+from engine_scripting.ecs._components import Script, ScriptEvent
+from engine_scripting.ecs._events import payload_sizes
+from engine_scripting.ecs._schema import ComponentSchema, FieldKind
+from engine_scripting.engine._convert import to_python
 
 if TYPE_CHECKING:
-    from engine_scripting.system import ScriptSystem
+    from engine_scripting.ecs._system import ScriptSystem
 
 _log = structlog.get_logger(__name__)
 
