@@ -12,6 +12,7 @@ from engine_scripting.ecs import (
     Script,
     ScriptEvent,
     ScriptSystem,
+    WorldApi,
 )
 from engine_scripting.engine import ScriptContext, ScriptEngine, ScriptResourceLimits
 from engine_scripting.errors import (
@@ -48,4 +49,5 @@ __all__ = [
     "ScriptStatus",
     "ScriptSystem",
     "SecurityViolation",
+    "WorldApi",
 ]

@@ -7,9 +7,21 @@ with :meth:`ScriptError.with_context` as the error travels up.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Literal, Self
 
 LimitType = Literal["memory", "time", "recursion"]
+_LIMIT_TYPES: MappingProxyType[str, LimitType] = MappingProxyType(
+    {"memory": "memory", "time": "time", "recursion": "recursion"})
+
+
+def limit_type_of(name: object) -> LimitType:
+    """The limit a Lua side named (bytes or str), checked against the closed set of limits;
+    ValueError for anything else, so that a new kind cannot pass unnoticed."""
+    key = name.decode("ascii", "replace") if isinstance(name, bytes) else name
+    if not isinstance(key, str) or key not in _LIMIT_TYPES:
+        raise ValueError(f"not a limit: {name!r}")
+    return _LIMIT_TYPES[key]
 # What an error keeps of a script's message and traceback (a script may raise megabytes)
 MAX_MESSAGE_CHARS = 4096
 MAX_TRACEBACK_CHARS = 8192

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Soak run: 100,000 ticks, 100 well-behaved scripts, 10 hostile scripts re-added every 2,000
+"""Soak run: 100,000 ticks, 100 well-behaved scripts, and the hostile scripts of the catalogue
+(engine_scripting/bench/hostile; engine_scripting.bench.soak.HOSTILE) re-added every 2,000
 ticks. Prints resident memory over time (read after the C heap's free pages went back to the
 system, so that glibc's retained free memory does not pass for growth) and checks that growth
 stays bounded, that unloaded scripts' Lua states are freed, and that the well-behaved scripts
@@ -16,7 +17,7 @@ import sys
 
 import structlog
 
-from engine_scripting.bench.soak import run_soak
+from engine_scripting.bench.soak import HOSTILE, run_soak
 
 
 def main() -> int:
@@ -36,7 +37,8 @@ def main() -> int:
     # a round the leaking script's state grows to its limit
     every = options.every
     report_every = max(every, options.ticks // 20 // every * every)
-    sys.stdout.write("with hostile scripts\n")
+    sys.stdout.write(f"with {len(HOSTILE)} hostile scripts: "
+                     f"{', '.join(entry.name for entry in HOSTILE)}\n")
     crowded = run_soak(options.ticks, options.scripts, hostile=True,
                        hostile_every=every, report_every=report_every,
                        progress=report)

@@ -20,6 +20,7 @@ import lupa.lua54 as lua54
 
 from engine_scripting.bench.scenes import LIMITS, SCENES, build_scene, drop_scene
 from engine_scripting.bench.workloads import WORKLOADS
+from engine_scripting.ecs import WorldApi
 from engine_scripting.engine import ScriptEngine
 from engine_scripting.manager import ScriptManager
 
@@ -214,7 +215,7 @@ def measure_compute(rounds: int, report: Report) -> None:
 def measure_loading(count: int, report: Report) -> None:
     """Load ``count`` distinct scripts (one context each): time and memory per script."""
     engine = ScriptEngine(LIMITS)
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     gc.collect()
     tracemalloc.start()
     started = time.perf_counter()

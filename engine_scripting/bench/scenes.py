@@ -16,7 +16,7 @@ from types import MappingProxyType
 import esper
 
 from engine_scripting.demo.scenes import Position, Velocity
-from engine_scripting.ecs import Script, ScriptSystem
+from engine_scripting.ecs import Script, ScriptSystem, WorldApi
 from engine_scripting.engine import ScriptEngine, ScriptResourceLimits
 from engine_scripting.manager import ScriptManager
 from engine_scripting.permissions import Permissions
@@ -102,7 +102,7 @@ def build_scene(scene: str, count: int, engine: ScriptEngine | None,
             raise ValueError("only the movers scene has a plain-Python twin")
         esper.add_processor(PlainMovers())
     else:
-        manager = ScriptManager(engine)
+        manager = ScriptManager(engine, initializers=[WorldApi()])
         manager.load(scene, SCRIPTS[scene], permissions=GRANTS)
         esper.add_processor(ScriptSystem(manager, components=[Position, Velocity, Target],
                                          profiling=profiling))

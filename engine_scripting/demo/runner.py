@@ -13,7 +13,7 @@ import esper
 
 from engine_scripting.demo.console_view import compress_console
 from engine_scripting.demo.scenes import COMPONENTS, SCENES, load_scripts
-from engine_scripting.ecs import Console, ScriptSystem
+from engine_scripting.ecs import Console, ScriptSystem, WorldApi
 from engine_scripting.engine import ScriptEngine, ScriptResourceLimits
 from engine_scripting.manager import ScriptManager, ScriptStatus
 
@@ -64,7 +64,7 @@ def run_scene(name: str, *, frames: int | None, headless: bool, snapshot: str | 
     world = f"demo-{name}"
     previous = esper.current_world
     esper.switch_world(world)
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     renderer = _renderer(scene.name, headless) if render or snapshot else None
     try:
         load_scripts(manager, scene)

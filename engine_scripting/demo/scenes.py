@@ -3,7 +3,9 @@
 1. fountain: a spawner script and hundreds of particle scripts that end themselves;
 2. hunt: predators and prey whose scripts only talk through events;
 3. rogue: well-behaved orbiters beside hostile scripts (an infinite loop, a memory bomb, a
-   permission violation, escape attempts, a console flood) that are stopped and disabled.
+   permission violation, escape attempts, a console flood) that are stopped and disabled. They
+   come from the catalogue of hostile scripts (engine_scripting/bench/hostile), files and
+   grants alike.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from types import MappingProxyType
 
 import esper
 
+from engine_scripting.bench.hostile import BY_NAME as HOSTILE
 from engine_scripting.ecs import Script
 from engine_scripting.manager import ScriptManager
 from engine_scripting.permissions import Permissions
@@ -54,10 +57,15 @@ BODY = frozenset({"Position", "Velocity", "Appearance", "Life"})
 
 @dataclass(frozen=True, slots=True)
 class DemoScript:
-    """A script file of the demo and its grants."""
+    """A script file of the demo and its grants; ``path`` None: demo/lua/<name>.lua."""
 
     name: str
     permissions: Permissions
+    path: Path | None = None
+
+    def file(self) -> Path:
+        """The script's Lua file."""
+        return self.path if self.path is not None else script_path(self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +86,7 @@ def script_path(name: str) -> Path:
 def load_scripts(manager: ScriptManager, scene: Scene) -> None:
     """Load a scene's scripts from their files (so hot reload works on them)."""
     for script in scene.scripts:
-        manager.load(script.name, path=script_path(script.name),
-                     permissions=script.permissions)
+        manager.load(script.name, path=script.file(), permissions=script.permissions)
 
 
 def _fountain(rng: random.Random) -> None:
@@ -96,6 +103,7 @@ def _hunt(rng: random.Random) -> None:
                             Appearance(240, 80, 60, 2.0), Script("predator"))
 
 
+# names in the catalogue of hostile scripts
 ROGUES = ("looper", "bomb", "thief", "escaper", "flooder")
 
 
@@ -133,7 +141,7 @@ SCENES: MappingProxyType[str, Scene] = MappingProxyType({
     "rogue": Scene(
         "rogue", "hostile mods (loop, memory bomb, theft, escapes, flood) beside good scripts",
         (DemoScript("orbiter", Permissions(read={"Position"}, write={"Position"})),
-         *(DemoScript(name, Permissions(read={"Position"})) for name in ROGUES)),
+         *(DemoScript(name, HOSTILE[name].grants, HOSTILE[name].path) for name in ROGUES)),
         _rogue,
     ),
 })

@@ -12,5 +12,8 @@ from engine_scripting.ecs._components import (
     ScriptEvent,
 )
 from engine_scripting.ecs._system import ScriptSystem
+from engine_scripting.ecs._world_initializer import WorldApi
 
-__all__ = ["Console", "ConsoleMessage", "EventQueue", "Script", "ScriptEvent", "ScriptSystem"]
+__all__ = [
+    "Console", "ConsoleMessage", "EventQueue", "Script", "ScriptEvent", "ScriptSystem", "WorldApi",
+]

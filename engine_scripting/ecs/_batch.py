@@ -1,10 +1,10 @@
-"""BatchColumns: the host side of world.lua's batch cache for one script.
+"""BatchColumns: the host side of batch.lua's batch cache for one script.
 
-During a batch (one call into the script's context) world.lua asks for each component it uses
+During a batch (one call into the script's context) batch.lua asks for each component it uses
 once, for all the script's instances at once, in columns (``fetch``), and hands the buffered
 writes back when the batch ends (``write_back``, pulled by the system). The component objects
 of the instances are kept across batches while esper's cached query and the instance list are
-unchanged, and so is, per column, the Python objects world.lua's column was last filled from or
+unchanged, and so is, per column, the Python objects batch.lua's column was last filled from or
 written back as: a column whose values are the same objects again is not sent.
 """
 
@@ -45,7 +45,7 @@ def _check_column(kind: FieldKind, column: tuple[object, ...]) -> None:
 
 
 class BatchColumns:
-    """Columns of component values for world.lua's batch cache, and the way back.
+    """Columns of component values for batch.lua's batch cache, and the way back.
 
     Args:
         schemas: the system's component schemas (indexed from 1 as Lua sees them).
@@ -61,7 +61,7 @@ class BatchColumns:
         self.batch_entities: list[int] = []
         # per component index: (esper's holders list, batch entities, components, complete)
         self._kept: dict[int, tuple[list[Any], list[int], list[Any], bool]] = {}
-        # per component index, per field: the Python value world.lua's column holds for each
+        # per component index, per field: the Python value batch.lua's column holds for each
         # slot of the kept instance list (``self._unsent`` where it holds none)
         self._mirrors: dict[int, list[list[Any]]] = {}
         self._unsent = object()
@@ -101,16 +101,16 @@ class BatchColumns:
         return components, complete
 
     def forget_mirrors(self) -> None:
-        """world.lua's columns may hold values the host never received: send everything next
+        """batch.lua's columns may hold values the host never received: send everything next
         time."""
         self._mirrors.clear()
 
     def fetch(self, index: int, total: int, first: int, count: int, fresh: bool) -> object:
         """Component ``index`` of instances ``first .. first + count - 1`` of the batch, in
         columns: whether all of them have it, ``count`` presence flags unless so, then per
-        field either 0 (world.lua's column already holds these values: the same Python
+        field either 0 (batch.lua's column already holds these values: the same Python
         objects as when they were last sent or written back) or ``count`` and the values
-        (nil where absent). ``fresh``: world.lua's columns hold nothing the host knows of."""
+        (nil where absent). ``fresh``: batch.lua's columns hold nothing the host knows of."""
         try:
             entities = self.batch_entities
             if total != len(entities):
@@ -151,7 +151,7 @@ class BatchColumns:
 
     def write_back(self, index: int, fields: int, count: int, first: int,
                    flat: tuple[object, ...]) -> int:
-        """Write buffered changes back: what world.lua's ``pending_writes`` returned.
+        """Write buffered changes back: what batch.lua's ``pending_writes`` returned.
 
         ``count`` instances changed: the batch slots ``first .. first + count - 1`` when
         ``first`` is positive, else the ``count`` slot numbers that open ``flat``; then

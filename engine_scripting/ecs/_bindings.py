@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import esper
 import structlog
 
 from engine_scripting.ecs._batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY, BatchColumns
-from engine_scripting.ecs._components import Script, ScriptEvent
+from engine_scripting.ecs._components import ConsoleLevel, Script, ScriptEvent
 from engine_scripting.ecs._events import payload_sizes
 from engine_scripting.ecs._schema import ComponentSchema, FieldKind
-from engine_scripting.engine._convert import to_python
-
-if TYPE_CHECKING:
-    from engine_scripting.ecs._system import ScriptSystem
+from engine_scripting.engine import to_python
 
 _log = structlog.get_logger(__name__)
 
@@ -52,10 +49,34 @@ REFUSED = (HOST_FAILURE, HOST_FAILURE, HOST_FAILURE, None, HOST_FAILURE, HOST_FA
            MISSING)
 
 
+class WorldHost(Protocol):
+    """What the world API needs of the processor that runs it (the ScriptSystem)."""
+
+    max_spawns_per_tick: int
+
+    def is_script_entity(self, entity: object) -> bool:
+        """Whether scripts may address ``entity`` (it exists and is not a resource)."""
+
+    def console_write(self, script: str, entity: int | None, text: str,
+                      level: ConsoleLevel) -> None:
+        """Append one line to the console of the world being processed."""
+
+    def queue_event(self, event: ScriptEvent, *, size: int = 0,
+                    max_bytes: int | None = None) -> bool:
+        """Queue an event for the next tick; False when the queue refuses it."""
+
+    def spawn_check(self, spawner: str, script: str) -> str | None:
+        """Why ``spawner`` may not attach ``script`` to a new entity, or None."""
+
+    def host_failed(self, script: str, entity: int | None, operation: str,
+                    error: Exception) -> None:
+        """Record a host-side failure of a world function as the script's error."""
+
+
 class WorldBindings:
     """The host functions world.lua calls for one script (its name fixes who is asking)."""
 
-    def __init__(self, system: ScriptSystem, script: str,
+    def __init__(self, system: WorldHost, script: str,
                  schemas: tuple[ComponentSchema, ...]) -> None:
         self._system = system
         self._script = script

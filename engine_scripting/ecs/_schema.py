@@ -15,7 +15,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Literal
 
-from engine_scripting.engine._convert import INT_MAX, INT_MIN
+from engine_scripting.engine import INT_MAX, INT_MIN
 
 FieldKind = Literal["float", "int", "bool", "str"]
 _KINDS: MappingProxyType[object, FieldKind] = MappingProxyType(

@@ -1,7 +1,9 @@
 """ScriptSystem: the esper Processor that runs script instances each tick.
 
-Uses the ScriptManager's records (scripts live only there), world.lua's trampolines (one call
-per script per tick runs all its instances) and WorldBindings (the host side of `world`).
+Uses the ScriptManager's records (scripts live only there; this module only reads them), the
+entries ``WorldApi`` installed in each script's context (one call per script per tick runs all
+its instances), WorldBindings (the host side of `world`) and one ScriptRun per script (what the
+system keeps for it).
 
 One tick, in order:
 1. the resource entity (Console and EventQueue) is found or created in the current world;
@@ -36,16 +38,14 @@ from engine_scripting.ecs._components import (
     ScriptEvent,
 )
 from engine_scripting.ecs._events import route
+from engine_scripting.ecs._instance_errors import instance_errors
+from engine_scripting.ecs._runs import ScriptRun
 from engine_scripting.ecs._schema import ComponentSchema, build_schemas
 from engine_scripting.ecs._world_api import WORLD_CAPS
-from engine_scripting.engine._context import abandon_open_calls
-from engine_scripting.engine._outcome import instance_errors
-from engine_scripting.engine._runner import Worker
-from engine_scripting.errors import (
-    ScriptError,
-    ScriptRuntimeError,
-)
-from engine_scripting.manager._manager import ManagedScript, ScriptManager
+from engine_scripting.ecs._world_initializer import WorldApi, WorldEntries
+from engine_scripting.engine import ScriptContext
+from engine_scripting.errors import CallAbandoned, ScriptError, ScriptRuntimeError
+from engine_scripting.manager import ManagedScript, ScriptManager
 
 _log = structlog.get_logger(__name__)
 _CONSOLE_LINE = WORLD_CAPS["max_print"]
@@ -55,7 +55,8 @@ class ScriptSystem(esper.Processor):
     """Runs the scripts of a ScriptManager on the entities that carry a ``Script`` component.
 
     Args:
-        manager: the store of scripts. One manager serves one system.
+        manager: the store of scripts, made with ``initializers=[WorldApi()]`` (the `world`
+            API its scripts use). One manager serves one system.
         components: dataclass component types scripts may see, by class name.
         console_maxlen: how many messages the world's Console keeps.
         event_queue_maxlen: how many events may wait for delivery; emit fails beyond it.
@@ -80,11 +81,14 @@ class ScriptSystem(esper.Processor):
         hot_reload_interval_s: float | None = 0.5,
         profiling: bool = True,
     ) -> None:
-        if getattr(manager, "system", None) is not None:
-            raise ScriptError("this ScriptManager already serves a ScriptSystem")
-        manager.system = self
+        world_api = next((i for i in manager.initializers if isinstance(i, WorldApi)), None)
+        if world_api is None:
+            raise ScriptError("the manager gives its scripts no `world` API: create it with "
+                              "ScriptManager(engine, initializers=[WorldApi()])")
+        manager.claim(self)
         manager.on_unload(self._forget)
         self.manager = manager
+        self._world_api = world_api
         self.schemas: tuple[ComponentSchema, ...] = build_schemas(tuple(components))
         self.max_spawns_per_tick = max_spawns_per_tick
         self.max_logged_errors = max_logged_errors
@@ -102,15 +106,9 @@ class ScriptSystem(esper.Processor):
         self._resource_entity: int | None = None
         self._console: Console | None = None
         self._queue: EventQueue | None = None
-        self._bindings: dict[str, WorldBindings] = {}
-        self._attached: dict[str, ManagedScript] = {}
-        self._instances: dict[str, set[int]] = {}       # instances per script (instances.lua's)
-        self._order: dict[str, list[int]] = {}          # the same, ascending (world.lua's order)
-        self._synced: dict[str, object] = {}            # links list each script last synced to
-        self._unsynced: set[str] = set()                # scripts whose last sync failed
+        self._runs: dict[str, ScriptRun] = {}
         self._links: dict[str, list[int]] = {}
         self._links_source: object = None
-        self._host_errors: dict[str, list[ScriptError]] = {}
         self._unknown_reported: set[str] = set()
 
     # -- the tick -----------------------------------------------------------------------------
@@ -144,12 +142,7 @@ class ScriptSystem(esper.Processor):
             self._run_script(record, links.get(record.name, ()), deliveries.get(record.name),
                              float(dt), source)
 
-        runner = self.manager.engine.runner
-        if runner is None:
-            for record in records:
-                run(record)
-        else:
-            runner.run_each(records, run, self._abandoned)
+        self.manager.engine.run_each(records, run, _context_of, self._abandoned)
         for name in links:
             if name not in self.manager and name not in self._unknown_reported:
                 self._unknown_reported.add(name)
@@ -161,101 +154,97 @@ class ScriptSystem(esper.Processor):
         if not record.enabled:
             return
         started = time.perf_counter() if self.profiling else 0.0
-        name, api = record.name, record.api
-        if self._attached.get(name) is not record:
+        name = record.name
+        run = self._runs.get(name)
+        if run is None or run.record is not record:
             try:
-                self._attach(record)
+                run = self._attach(record)
             except ScriptError as error:  # e.g. the script's top-level code filled its time
                 self._report(record, [error])
                 self.manager.record_tick(record, [error], 0)
                 return
-        bindings = self._bindings[name]
-        bindings.spawned_this_tick = 0
+        run.bindings.spawned_this_tick = 0
         errors: list[ScriptError] = []
-        if self._synced.get(name) is source or self._sync(record, entities, source, errors):
-            bindings.batch.start_batch(self._order[name])
-            if record.reload_pending:
-                record.reload_pending = False
-                self._call(record, api.reloaded, errors, self.tick)
+        if run.synced is source or self._sync(run, entities, source, errors):
+            run.bindings.batch.start_batch(run.order)
+            if run.version != record.version:
+                run.version = record.version
+                self._call(run, run.entries.reloaded, errors, self.tick)
             events, targets = deliveries if deliveries else (None, None)
-            if self._attached.get(name) is record:  # not unloaded by host code in on_reload
-                # plain data: the context converts it inside the watched call (ScriptContext.invoke)
-                self._call(record, api.tick, errors, dt, self.tick, events, targets)
-        errors.extend(self._host_errors.pop(name, ()))
+            if self._runs.get(name) is run:  # not unloaded by host code in on_reload
+                self._call(run, run.entries.tick, errors, dt, self.tick, events, targets)
+        errors.extend(run.host_errors)
+        run.host_errors.clear()
         if self.profiling:
             self.manager.record_time(record, time.perf_counter() - started)
         self._report(record, errors)
-        self.manager.record_tick(record, errors, len(self._instances.get(name, ())))
+        self.manager.record_tick(record, errors, len(run.instances))
 
-    def _sync(self, record: ManagedScript, entities: Iterable[int], source: object,
+    def _sync(self, run: ScriptRun, entities: Iterable[int], source: object,
               errors: list[ScriptError]) -> bool:
         """Hand instances.lua the script's sorted instance list if it changed, in a watched call
         of its own with the memory limit lifted. All or nothing: after a failure instances.lua
         holds the old list or the new one; the tick is skipped (False), the next one syncs."""
-        name = record.name
         wanted = set(entities)
-        if wanted != self._instances[name] or name in self._unsynced:
+        if wanted != run.instances or run.unsynced:
             order = sorted(wanted)
             try:
-                record.context.invoke(record.api.sync, order, data_args=True, host_memory=True)
+                run.entries.sync(order)
             except ScriptError as error:
-                self._unsynced.add(name)
-                self._synced.pop(name, None)
-                errors.append(error.with_context(script=name))
+                run.unsynced, run.synced = True, None
+                errors.append(error.with_context(script=run.record.name))
                 return False
-            self._unsynced.discard(name)
-            self._instances[name], self._order[name] = wanted, order
-        self._synced[name] = source
+            run.unsynced = False
+            run.instances, run.order = wanted, order
+        run.synced = source
         return True
 
-    def _call(self, record: ManagedScript, function: Any, errors: list[ScriptError],
+    def _call(self, run: ScriptRun, entry: Any, errors: list[ScriptError],
               *args: object) -> None:
         """One batch call into the script's context. ``args`` are plain data (the context
         converts them inside the watched call). The batch's buffered component writes are
         written back after it, also after a stop."""
-        context = record.context
+        name, context = run.record.name, run.record.context
         try:
-            result = context.invoke(function, *args, data_args=True)
+            result = entry(*args)
         except ScriptError as error:
-            entity = record.api.last_entity() if not (context.closed or context.dead) else None
-            errors.append(error.with_context(script=record.name, entity=entity))
-            self._write_back(record, None, errors)
+            entity = (run.entries.last_entity()[0]
+                      if not (context.closed or context.dead) else None)
+            errors.append(error.with_context(script=name, entity=entity))
+            self._write_back(run, None, errors)
             return
-        # not in a `finally`: an abandoned call unwinds its worker past this (_runner.py)
+        # not in a `finally`: an abandoned call unwinds its worker past this (engine/_runner.py)
         if len(result) > 1:  # nothing after the errors: nothing was written
-            self._write_back(record, result[1:], errors)
+            self._write_back(run, result[1:], errors)
         if result and result[0] is not None:
-            errors.extend(instance_errors(record.name, result[0]))
+            errors.extend(instance_errors(name, result[0]))
 
-    def _write_back(self, record: ManagedScript, chunk: tuple[Any, ...] | None,
+    def _write_back(self, run: ScriptRun, chunk: tuple[Any, ...] | None,
                     errors: list[ScriptError]) -> None:
         """Apply the batch's buffered component writes to the world: ``chunk`` is the first
-        (world.lua's ``pending_writes``: more, index, fields, count, first, values...), or None
+        (batch.lua's ``pending_writes``: more, index, fields, count, first, values...), or None
         when the batch stopped before returning it; further chunks are taken with watched
         calls."""
-        bindings = self._bindings[record.name]
-        context = record.context
+        batch, context = run.bindings.batch, run.record.context
         try:
             if chunk is None:
                 if context.closed or context.dead:
                     return
-                chunk = context.invoke(record.api.pending_writes, host_memory=True)
+                chunk = run.entries.pending_writes()
             while chunk:
-                bindings.batch.write_back(int(chunk[1]), int(chunk[2]), int(chunk[3]),
-                                          int(chunk[4]), chunk[5:])
-                chunk = (context.invoke(record.api.pending_writes, host_memory=True)
-                         if chunk[0] else ())
+                batch.write_back(int(chunk[1]), int(chunk[2]), int(chunk[3]), int(chunk[4]),
+                                 chunk[5:])
+                chunk = run.entries.pending_writes() if chunk[0] else ()
         except (ScriptError, lua54.LuaError) as error:
-            bindings.batch.forget_mirrors()
+            batch.forget_mirrors()
+            name = run.record.name
             errors.append(ScriptRuntimeError(
-                f"{record.name}: writing back component changes failed: {error}",
-                script=record.name,
+                f"{name}: writing back component changes failed: {error}", script=name,
             ))
 
-    def _abandoned(self, record: ManagedScript, worker: Worker) -> None:
-        """On the host's thread: the worker running ``record``'s tick was abandoned, stuck in a
+    def _abandoned(self, record: ManagedScript, error: CallAbandoned) -> None:
+        """On the host's thread: the call running ``record``'s tick was abandoned, stuck in a
         C function. Its context is dead; the script is disabled and forgotten here."""
-        error = abandon_open_calls(worker, record.context)
         self._report(record, [error])
         self.manager.record_tick(record, [error], 0)
         self._forget(record.name)
@@ -275,31 +264,25 @@ class ScriptSystem(esper.Processor):
             _log.error("script.errors_not_logged", script=record.name,
                        count=len(errors) - self.max_logged_errors, tick=self.tick)
 
-    def _attach(self, record: ManagedScript) -> None:
+    def _attach(self, record: ManagedScript) -> ScriptRun:
+        entries = record.installed.get(self._world_api)
+        if not isinstance(entries, WorldEntries):
+            raise ScriptError(f"{record.name}: no `world` API was installed for this script",
+                              script=record.name)
         bindings = WorldBindings(self, record.name, self.schemas)
-        if record.context.limits is not None:
-            bindings.max_event_bytes = record.context.limits.max_memory_bytes
         context = record.context
+        if context.limits is not None:
+            bindings.max_event_bytes = context.limits.max_memory_bytes
         functions = (context.gated(function, refused)
                      for function, refused in zip(bindings.functions(), REFUSED, strict=True))
-        context.invoke(record.api.attach, context.lua_value(self._schema_spec), *functions,
-                       host_memory=True)
-        self._bindings[record.name] = bindings
-        self._attached[record.name] = record
-        self._instances[record.name] = set()
-        self._order[record.name] = []
-        self._synced.pop(record.name, None)
-        self._unsynced.discard(record.name)
+        entries.attach(context.lua_value(self._schema_spec), *functions)
+        run = ScriptRun(record, entries, bindings, record.version)
+        self._runs[record.name] = run
+        return run
 
     def _forget(self, name: str) -> None:
         """Drop everything the system keeps for a script (the manager unloaded it)."""
-        self._attached.pop(name, None)
-        self._bindings.pop(name, None)
-        self._instances.pop(name, None)
-        self._order.pop(name, None)
-        self._synced.pop(name, None)
-        self._unsynced.discard(name)
-        self._host_errors.pop(name, None)
+        self._runs.pop(name, None)
 
     def _route(self, events: list[ScriptEvent],
                links: dict[str, list[int]]) -> dict[str, tuple[list[object], list[int]]]:
@@ -387,7 +370,13 @@ class ScriptSystem(esper.Processor):
     def host_failed(self, script: str, entity: int | None, operation: str,
                     error: Exception) -> None:
         """Record a host-side failure of a world function; it counts as a script error."""
-        self._host_errors.setdefault(script, []).append(ScriptRuntimeError(
-            f"world.{operation} failed in the host: {type(error).__name__}: {error}",
-            script=script, entity=entity,
-        ))
+        run = self._runs.get(script)
+        if run is not None:
+            run.host_errors.append(ScriptRuntimeError(
+                f"world.{operation} failed in the host: {type(error).__name__}: {error}",
+                script=script, entity=entity,
+            ))
+
+
+def _context_of(record: ManagedScript) -> ScriptContext:
+    return record.context

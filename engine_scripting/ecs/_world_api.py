@@ -1,10 +1,11 @@
-"""The Lua-facing ECS API: installs world.lua into a script's context and names its entry points.
+"""The Lua side of the ECS API: installs its chunks into a script's context and returns their
+raw entry points (``WorldApi`` in _world_initializer.py wraps them for the host).
 
-world.lua defines the `world` global and `print` for script code and the trampolines the
-ScriptSystem calls each tick; instances.lua, installed just before it, keeps the instance list
-and the lifecycle calls owed (the system hands it the list with ``sync``). The manager installs
-them before a script's own code runs, so file-level code can already refer to `world`; the
-system attaches the host side later.
+checks.lua holds the checks that depend only on the caps; batch.lua the batch cache (the Lua
+side of _batch.py); instances.lua the instance list and the lifecycle calls owed (the system
+hands it the list with ``sync``); world.lua the `world` global and `print` for script code and
+the trampolines the ScriptSystem calls each tick. The caps and the wire protocol's status codes
+are defined here and in _batch.py, once, and passed to Lua at install.
 """
 
 from __future__ import annotations
@@ -15,8 +16,7 @@ from typing import Any
 
 from engine_scripting.ecs._batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY
 from engine_scripting.ecs._events import EVERY_INSTANCE
-from engine_scripting.engine._context import ScriptContext
-from engine_scripting.engine._engine import compile_chunk
+from engine_scripting.engine import ScriptContext, compile_chunk
 from engine_scripting.permissions import Permissions
 
 # Caps on what scripts hand to the world API. Larger values get a Lua error.
@@ -29,16 +29,19 @@ WORLD_CAPS = MappingProxyType({
 })
 
 
-def world_source() -> tuple[bytes, bytes]:
-    """instances.lua and world.lua, precompiled (once by each ScriptManager)."""
-    return (compile_chunk("ecs/lua/instances.lua", "instances"),
+def world_source() -> tuple[bytes, ...]:
+    """checks.lua, batch.lua, instances.lua and world.lua, precompiled (once by each
+    ScriptManager), in the order ``install_world_api`` installs them."""
+    return (compile_chunk("ecs/lua/checks.lua", "checks"),
+            compile_chunk("ecs/lua/batch.lua", "batch"),
+            compile_chunk("ecs/lua/instances.lua", "instances"),
             compile_chunk("ecs/lua/world.lua", "world"))
 
 
 @dataclass(frozen=True, slots=True)
-class WorldApi:
+class WorldTrampolines:
     """The trampolines world.lua and instances.lua returned for one context (raw Lua
-    functions)."""
+    functions; the host calls them only through ``ScriptContext.entry``)."""
 
     tick: Any
     reloaded: Any
@@ -50,11 +53,11 @@ class WorldApi:
 
 
 def install_world_api(
-    context: ScriptContext, source: tuple[bytes, bytes], permissions: Permissions,
+    context: ScriptContext, source: tuple[bytes, ...], permissions: Permissions,
     lines_per_tick: int,
-) -> WorldApi:
-    """Install instances.lua and world.lua (``world_source()``) into ``context`` with
-    ``permissions``; return their trampolines."""
+) -> WorldTrampolines:
+    """Install checks.lua, batch.lua, instances.lua and world.lua (``world_source()``) into
+    ``context`` with ``permissions``; return their trampolines."""
     grants = context.lua_value({
         "read": sorted(permissions.read), "write": sorted(permissions.write),
         "emit": sorted(permissions.emit), "scope": permissions.scope,
@@ -63,9 +66,11 @@ def install_world_api(
     caps = context.lua_value({**WORLD_CAPS, "max_lines": lines_per_tick, "status": {
         "done": DONE, "missing": MISSING, "unknown_entity": UNKNOWN_ENTITY,
         "host_failure": HOST_FAILURE, "every_instance": EVERY_INSTANCE}})
-    roster: Any = context.install(source[0], "instances")
-    control: Any = context.install(source[1], "world", grants, caps, roster)
-    return WorldApi(
+    checks: Any = context.install(source[0], "checks", caps)
+    batch: Any = context.install(source[1], "batch", caps)
+    roster: Any = context.install(source[2], "instances")
+    control: Any = context.install(source[3], "world", grants, caps, roster, checks, batch)
+    return WorldTrampolines(
         tick=control[b"tick"], reloaded=control[b"reloaded"],
         attach=control[b"attach"], last_entity=control[b"last_entity"],
         instance_list=roster[b"instance_list"], pending_writes=control[b"pending_writes"],

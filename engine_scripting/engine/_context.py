@@ -6,6 +6,7 @@ Every failure leaves here as a ScriptError subclass.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import deque
@@ -16,6 +17,7 @@ import lupa.lua54 as lua54
 import structlog
 
 from engine_scripting.engine._boundary import HostBoundary
+from engine_scripting.engine._control import SandboxControl
 from engine_scripting.engine._convert import to_lua
 from engine_scripting.engine._hooks import PUSH_FREE, ContextHooks
 from engine_scripting.engine._limits import ScriptResourceLimits
@@ -39,20 +41,11 @@ class ScriptContext:
     re-entrant: one call at a time.
     """
 
-    def __init__(
-        self,
-        name: str,
-        runtime: Any,
-        control: Any,
-        hooks: ContextHooks,
-        boundary: HostBoundary,
-        limits: ScriptResourceLimits | None,
-        watchdog: Watchdog | None,
-        native: LuaNative | None,
-        runner: Runner | None = None,
-        engine_closed: threading.Event | None = None,
-        engine: object = None,
-    ) -> None:
+    def __init__(self, name: str, runtime: Any, control: SandboxControl, hooks: ContextHooks,
+                 boundary: HostBoundary, limits: ScriptResourceLimits | None,
+                 watchdog: Watchdog | None, native: LuaNative | None,
+                 runner: Runner | None = None, engine_closed: threading.Event | None = None,
+                 engine: object = None) -> None:
         self.name = name
         self._engine = engine   # its threads run while one of its contexts lives
         self._engine_closed = engine_closed if engine_closed is not None else threading.Event()
@@ -63,15 +56,7 @@ class ScriptContext:
         self._hooks = hooks
         self._boundary = boundary
         self._collector: Collector | None = None
-        self._execute: Any = control[b"execute"]
-        self._call: Any = control[b"call"]
-        self._after_stop: Any = control[b"after_stop"]
-        self._install: Any = control[b"install"]
-        self._invoke: Any = control[b"invoke"]
-        self._apply: Any = control[b"apply"]
-        self._stage: Any = control[b"stage"]
-        self._collect: Any = control[b"collect"]
-        self._identity: Any = control[b"identity"]
+        self._control: SandboxControl | None = control
         self._chunk_name = b"=" + name.encode("utf-8", "replace")
         self._watchdog = watchdog
         self._native = native
@@ -86,18 +71,15 @@ class ScriptContext:
         if self._memory_limit is not None:
             runtime.set_max_memory(0)
         if native is not None and limits is not None:
-            switch = native.disable_finalizers(
-                int(control[b"main"], 16),
-                tuple(int(address, 16) for address in control[b"event_names"].split()),
-                int(control[b"gc_disabled"], 16),
-            )
+            switch = native.disable_finalizers(control.main_state, control.event_names,
+                                               control.gc_disabled)
             # runs once: at close, or before the runtime is freed when the context is dropped
             self._restore_finalizers = weakref.finalize(self, switch.restore)
         if limits is not None and watchdog is not None:
             self._watch = CallWatch(
-                main_state=int(control[b"main"], 16),
-                slots_table=int(control[b"slots"], 16),
-                slot_capacity=int(control[b"slot_capacity"]),
+                main_state=control.main_state,
+                slots_table=control.slots_table,
+                slot_capacity=control.slot_capacity,
                 budget_s=limits.max_execution_time_s,
                 deep_slots=2 * limits.max_recursion_depth + 64,
             )
@@ -106,10 +88,10 @@ class ScriptContext:
                 self._collector = native.collector(self._watch.main_state)
                 self._collector.pause()
                 boundary.connect(self._collector, native, self._watch, runtime.get_memory_used,
-                                 self._collect, runtime.set_max_memory)
+                                 control.collect, runtime.set_max_memory)
         # a result may hold one string many times; Python gets a copy of each
         self._outcomes = Outcomes(
-            name, control[b"outcome"],
+            name, control.outcome,
             RESULT_CAP_FACTOR * limits.max_memory_bytes if limits is not None else None,
             native, self._watch,
         )
@@ -158,17 +140,25 @@ class ScriptContext:
         returns ``refused`` when it cannot run or its result does not fit in memory."""
         return self._boundary.wrap(function, refused)
 
+    def entry(self, function: Any, *, data_args: bool = False,
+              host_memory: bool = False) -> Callable[..., tuple[Any, ...]]:
+        """A trusted function returned by ``install``, as a host-side callable: every call goes
+        through ``invoke`` (its closed, dead and busy checks and the limits) with these flags.
+        The host keeps entries, never the raw Lua function."""
+        return functools.partial(self.invoke, function, data_args=data_args,
+                                 host_memory=host_memory)
+
     def execute(self, source: str | bytes, chunk_name: str | None = None) -> Result:
         """Compile and run a chunk of Lua text in the sandbox; return its value(s) as plain data.
 
         Raises ScriptCompileError, ScriptRuntimeError, ResourceLimitExceeded or
         SecurityViolation (binary chunks are refused).
         """
-        self._check_open()
+        control = self._open()
         code = self._source_bytes(source)
         name = self._chunk_name if chunk_name is None else b"=" + chunk_name.encode()
-        return self._outcomes.values(self._run(self._execute, (code, name), False), compiling=True,
-                                     deadline=self._result_deadline())
+        return self._outcomes.values(self._run(control.execute, (code, name), False),
+                                     compiling=True, deadline=self._result_deadline())
 
     def call(self, function: str, *args: object) -> Result:
         """Call a global function of the context with plain-data arguments.
@@ -176,9 +166,9 @@ class ScriptContext:
         Raises ScriptRuntimeError when there is no such function, ScriptArgumentError for
         arguments that are not plain data, and the errors ``execute`` raises.
         """
-        self._check_open()
+        control = self._open()
         return self._outcomes.values(
-            self._run(self._call, (function.encode("utf-8"), *args), False, convert=True),
+            self._run(control.call, (function.encode("utf-8"), *args), False, convert=True),
             deadline=self._result_deadline())
 
     def stage(self, source: str | bytes, chunk_name: str | None = None) -> None:
@@ -189,10 +179,10 @@ class ScriptContext:
         there, what the chunk did before the error stays). Other Lua values live on either way.
         Raises the errors ``execute`` raises.
         """
-        self._check_open()
+        control = self._open()
         code = self._source_bytes(source)
         name = self._chunk_name if chunk_name is None else b"=" + chunk_name.encode()
-        self._outcomes.values(self._run(self._stage, (code, name), False), compiling=True)
+        self._outcomes.values(self._run(control.stage, (code, name), False), compiling=True)
 
     def install(self, source: bytes, chunk_name: str, *args: object) -> Any:
         """Run a trusted, precompiled Lua chunk that extends this context (for
@@ -201,9 +191,9 @@ class ScriptContext:
         The chunk receives the sandbox's kit of original functions and ``args``; whatever it
         returns comes back as raw lupa values. Never pass script-supplied code here.
         """
-        self._check_open()
+        control = self._open()
         try:
-            return self._install(source, b"=" + chunk_name.encode(), *args)
+            return control.install(source, b"=" + chunk_name.encode(), *args)
         except lua54.LuaMemoryError as error:
             raise self._outcomes.memory_error() from error
         except lua54.LuaError as error:
@@ -223,10 +213,10 @@ class ScriptContext:
         so the memory limit is not in force; the time limit is.
         Returns the raw results. Raises the errors ``call`` raises.
         """
-        self._check_open()
+        control = self._open()
         if not plain_args and not data_args:
             plain_args = PUSH_FREE.issuperset(map(type, args))
-        result = self._run(self._invoke, (function, *args), plain_args, convert=data_args,
+        result = self._run(control.invoke, (function, *args), plain_args, convert=data_args,
                            limited=not host_memory)
         if result[0] is not True:
             self._outcomes.values(result)
@@ -238,14 +228,14 @@ class ScriptContext:
 
         Raises ScriptArgumentError for anything that is not plain data.
         """
-        return self.invoke(self._identity, value, data_args=True, host_memory=True)[0]
+        return self.invoke(self._open().identity, value, data_args=True, host_memory=True)[0]
 
     def collect_garbage(self) -> None:
         """Run a full garbage collection of the state now, as a call under the context's limits:
         no script code runs (finalizers are off), but a script can make a collection slow
         (weak tables), so it is watched like a call and abandoned past twice the budget."""
-        self._check_open()
-        result = self._run(self._invoke, (self._collect, True), True)
+        control = self._open()
+        result = self._run(control.invoke, (control.collect, True), True)
         if result[0] is not True:
             self._outcomes.values(result)
 
@@ -256,9 +246,7 @@ class ScriptContext:
             raise ScriptError("cannot close a context while it runs", script=self.name)
         if self._restore_finalizers is not None and not self._dead:
             self._restore_finalizers()
-        self._execute = self._call = None
-        self._after_stop = None
-        self._install = self._invoke = self._stage = self._collect = self._identity = None
+        self._control = None
         self._runtime = None
 
     def _result_deadline(self) -> float | None:
@@ -276,8 +264,10 @@ class ScriptContext:
             )
         return code
 
-    def _check_open(self) -> None:
-        if self._runtime is None:
+    def _open(self) -> SandboxControl:
+        """The control of an open, live context; raises when it is closed or dead."""
+        control = self._control
+        if control is None:
             raise ScriptError("the context is closed", script=self.name)
         if self._engine_closed.is_set():
             raise ScriptError("the engine of this context is closed", script=self.name)
@@ -286,6 +276,7 @@ class ScriptContext:
                 f"{self.name}: the context is dead: a call of it was abandoned",
                 limit_type="time", script=self.name,
             )
+        return control
 
     def _run(self, function: Any, args: tuple[object, ...], push_free: bool,
              convert: bool = False, limited: bool = True) -> tuple[object, ...]:
@@ -312,6 +303,7 @@ class ScriptContext:
                   convert: bool = False, limited: bool = True) -> tuple[object, ...]:
         if self._busy:
             raise ScriptError("the context is already running a call", script=self.name)
+        control = self._open()
         self._busy = True
         hooks = self._hooks
         hooks.violations.clear()
@@ -337,7 +329,7 @@ class ScriptContext:
                 # strings and other values that allocate when pushed travel in one table,
                 # made while no limit is in force
                 packed = runtime.table_from(list(args))
-                function, args = self._apply, (function, packed, len(args))
+                function, args = control.apply, (function, packed, len(args))
             watchdog = self._watchdog
             worker = self._runner.current() if self._runner is not None else None
             if worker is not None:
@@ -370,7 +362,7 @@ class ScriptContext:
             reason: object = None
             if stopped and watch is not None and self._native is not None:
                 self._native.disarm(watch.main_state)
-                reason = self._after_stop()
+                reason = control.after_stop()
         finally:
             self._busy = False
         pending = boundary.take_failure(self.name, self._outcomes.memory_error)

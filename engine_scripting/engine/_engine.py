@@ -9,22 +9,27 @@ import os
 import struct
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.resources import files
+from typing import TypeVar
 
 import lupa.lua54 as lua54
 import structlog
 
 from engine_scripting.engine._boundary import HostBoundary
-from engine_scripting.engine._context import ScriptContext
+from engine_scripting.engine._context import ScriptContext, abandon_open_calls
+from engine_scripting.engine._control import SandboxControl
 from engine_scripting.engine._hooks import ContextHooks
 from engine_scripting.engine._limits import MAX_SOURCE_BYTES, ScriptResourceLimits
 from engine_scripting.engine._native import LuaNative
-from engine_scripting.engine._runner import Runner
+from engine_scripting.engine._native_probe import checked_native
+from engine_scripting.engine._policy import LUA_POLICY
+from engine_scripting.engine._runner import Runner, Worker
 from engine_scripting.engine._watchdog import SAMPLE_COUNT, TIME_COUNT, Watchdog
-from engine_scripting.errors import ResourceLimitExceeded, ScriptError
+from engine_scripting.errors import CallAbandoned, ResourceLimitExceeded, ScriptError
 
 _log = structlog.get_logger(__name__)
+Item = TypeVar("Item")
 
 # The share of a call's time budget that one uninterruptible C call may take, by the worst-case
 # cost bound of patterns.lua and tables.lua; costlier calls run as interruptible Lua.
@@ -67,7 +72,7 @@ class ScriptEngine:
         self._runner: Runner | None = None
         self._closed = threading.Event()
         if not trusted:
-            self._native = LuaNative()
+            self._native = checked_native()
             self._watchdog = Watchdog(self._native, poll_interval_s=watchdog_poll_ms / 1000.0)
             self._runner = Runner()
         # an engine dropped without close() still stops its threads
@@ -115,7 +120,8 @@ class ScriptEngine:
             seeds = struct.unpack("<qq", os.urandom(16))
             control = setup(hooks.lua_print, hooks.lua_report, depth, c_call_ns,
                             PRINT_LINE_LIMIT, self.trusted, MAX_SOURCE_BYTES, *seeds,
-                            TIME_COUNT, SAMPLE_COUNT, *self._module_chunks)
+                            TIME_COUNT, SAMPLE_COUNT, runtime.table_from(LUA_POLICY),
+                            *self._module_chunks)
             collect = control[b"collect"]  # no script object exists yet: cheap, and unwatched
             del setup, loader
         except lua54.LuaMemoryError as error:
@@ -123,10 +129,31 @@ class ScriptEngine:
                 f"{name}: memory limit too small to create a context", limit_type="memory",
                 script=name,
             ) from error
-        context = ScriptContext(name, runtime, control, hooks, boundary, effective,
-                                self._watchdog, self._native, self._runner, self._closed, self)
+        context = ScriptContext(name, runtime, SandboxControl.read(control), hooks, boundary,
+                                effective, self._watchdog, self._native, self._runner,
+                                self._closed, self)
         collect(True)  # the set-up chunk is garbage now: a context starts small
         return context
+
+    def run_each(self, items: Sequence[Item], job: Callable[[Item], object],
+                 context_of: Callable[[Item], ScriptContext],
+                 on_abandoned: Callable[[Item, CallAbandoned], None]) -> None:
+        """``job(item)`` for every item, in order, in one handoff to the engine's worker thread
+        (the ScriptSystem runs a whole tick this way).
+
+        When a call of item k's context is abandoned (stuck in a C function), every context with
+        a call open on that worker is dead, ``on_abandoned(item_k, error)`` runs on the calling
+        thread, and the items after k go on on a new worker."""
+        runner = self._runner
+        if runner is None:
+            for item in items:
+                job(item)
+            return
+
+        def abandoned(item: Item, worker: Worker) -> None:
+            on_abandoned(item, abandon_open_calls(worker, context_of(item)))
+
+        runner.run_each(items, job, abandoned)
 
     @property
     def runner(self) -> Runner | None:

@@ -1,24 +1,23 @@
 """What the Lua side of a context may call in Python, and small helpers for Lua's values.
 
-Provides ``ContextHooks`` (printed lines and violation reports), ``PUSH_FREE`` (argument types
-lupa pushes without allocating), ``text`` and ``error_line``. Its callbacks go through the
+Provides ``ContextHooks`` (printed lines and violation reports) and ``PUSH_FREE`` (argument
+types lupa pushes without allocating). Its callbacks go through the
 context's ``boundary.HostBoundary``.
 """
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Callable
 
 import lupa.lua54 as lua54
 import structlog
 
+from engine_scripting._lua_text import text
 from engine_scripting.engine._boundary import HostBoundary
 
 _log = structlog.get_logger(__name__)
 
-_LINE = re.compile(r"^[^\n]*?:(\d+): ")
 _MESSAGE_CHARS = 1024
 
 
@@ -71,14 +70,3 @@ class ContextHooks:
             self.more_violations += 1
         else:
             self.violations.append((reason, message, entity))
-
-
-def text(value: object) -> str:
-    """Lua bytes (or anything) as text."""
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def error_line(message: str) -> int | None:
-    """The script line named at the start of a Lua error message, if any."""
-    match = _LINE.match(message)
-    return int(match.group(1)) if match else None

@@ -167,18 +167,14 @@ class Collector:
 class LuaNative:
     """Hook arming and state inspection for lupa's Lua 5.4 states.
 
-    Raises NativeLayoutError at construction when lupa's Lua is another release, lacks a C API
-    function, or a probe disagrees with an offset above: a sandbox that cannot interrupt scripts
-    must not run them.
+    Make it with ``_native_probe.checked_native()``, which raises NativeLayoutError when lupa's
+    Lua is another release, lacks a C API function, or a probe disagrees with an offset above: a
+    sandbox that cannot interrupt scripts must not run them.
     """
 
-    def __init__(self) -> None:
-        from engine_scripting.engine import _native_probe as native_probe
-
-        api = native_probe.load_api()
-        self._sethook: Any = api["lua_sethook"]
-        self.hook_function = 0
-        self.hook_function = native_probe.probe(api, self)
+    def __init__(self, sethook: Any) -> None:
+        self._sethook = sethook
+        self.hook_function = 0       # set by the probe: the C hook debug.sethook installs
         self.stack_sampling = True   # kept for callers: the stack layout is always probed
 
     @staticmethod

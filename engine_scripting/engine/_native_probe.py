@@ -1,11 +1,12 @@
 """Start-up checks of every struct offset _native.py uses, on a probe Lua state.
 
-Provides ``load_api`` (the C API functions _native.py calls, or NativeLayoutError when one is
-missing) and ``probe`` (the Lua release, then each offset, each against an independent route:
-the C API (lua_gethook*, lua_getstack, lua_gettop), arithmetic on Lua's own allocation (the main
-thread's global_State follows it), or values Lua reports (collectgarbage)). A pointer is read
-through only after the offset it came from has been checked; pointers that cannot be checked
-that way (a table's array) are first read through /proc/self/mem, which fails instead of
+Provides ``checked_native`` (a LuaNative, once everything below passed), ``load_api`` (the C API
+functions _native.py calls, or NativeLayoutError when one is missing) and ``probe`` (the Lua
+release, then each offset, each against an independent route: the C API (lua_gethook*,
+lua_getstack, lua_gettop), arithmetic on Lua's own allocation (the main thread's global_State
+follows it), or values Lua reports (collectgarbage)). A pointer is read through only after the
+offset it came from has been checked; pointers that cannot be checked that way (a table's array)
+are first read through /proc/self/mem, which fails instead of
 crashing. Any mismatch raises NativeLayoutError; nothing here may crash the process.
 """
 
@@ -16,15 +17,12 @@ import os
 import struct
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import lupa.lua54 as lua54
 
 from engine_scripting.engine import _native as layout
-from engine_scripting.engine._native import NativeLayoutError, _read_pointer
-
-if TYPE_CHECKING:
-    from engine_scripting.engine._native import LuaNative
+from engine_scripting.engine._native import LuaNative, NativeLayoutError, _read_pointer
 
 _SYMBOLS: Final[Mapping[str, tuple[tuple[Any, ...], Any]]] = MappingProxyType({
     "lua_sethook": ((ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_int), None),
@@ -56,6 +54,15 @@ def load_api() -> dict[str, Any]:
     except (AttributeError, OSError) as error:
         raise NativeLayoutError(f"lupa's Lua lacks a C API function: {error}") from error
     return api
+
+
+def checked_native() -> LuaNative:
+    """A LuaNative for lupa's Lua, once the release and every offset were checked; raises
+    NativeLayoutError otherwise."""
+    api = load_api()
+    native = LuaNative(api["lua_sethook"])
+    native.hook_function = probe(api, native)
+    return native
 
 
 def probe(api: dict[str, Any], native: LuaNative) -> int:

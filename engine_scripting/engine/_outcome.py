@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine_scripting._lua_text import error_line, text
 from engine_scripting.engine._convert import (
     PlainData,
     ResultTooLarge,
     ResultTooSlow,
     exported_to_python,
 )
-from engine_scripting.engine._hooks import error_line, text
 from engine_scripting.engine._native import LuaNative
 from engine_scripting.engine._watchdog import CallWatch
 from engine_scripting.errors import (
@@ -25,6 +25,7 @@ from engine_scripting.errors import (
     ScriptError,
     ScriptRuntimeError,
     SecurityViolation,
+    limit_type_of,
 )
 
 Result = PlainData | tuple[PlainData, ...]
@@ -76,11 +77,9 @@ class Outcomes:
             error_class = PermissionDenied if kind == "permission" else SecurityViolation
             return error_class(message, reason=kind, script=self.name, entity=entity)
         if reason is not None and reason is not False:
-            breached = text(reason)
+            breached = limit_type_of(reason)
             return ResourceLimitExceeded(
-                f"{self.name}: {breached} limit exceeded",
-                limit_type=breached,  # type: ignore[arg-type]
-                script=self.name,
+                f"{self.name}: {breached} limit exceeded", limit_type=breached, script=self.name,
             )
         if out_of_memory:
             return self.memory_error()
@@ -133,10 +132,9 @@ class Outcomes:
             self._native.disarm(self._watch.main_state)
         deep, handled, reason = self._outcome()
         if reason is not None:
-            limit = text(reason)
+            limit = limit_type_of(reason)
             return ResourceLimitExceeded(
-                f"{self.name}: {limit} limit exceeded", limit_type=limit,  # type: ignore[arg-type]
-                script=self.name,
+                f"{self.name}: {limit} limit exceeded", limit_type=limit, script=self.name,
             )
         if error == _MEMORY_MESSAGE and not handled:
             if deep or self._stack_ran_away():
@@ -155,29 +153,3 @@ class Outcomes:
         return ScriptRuntimeError(
             first_line, script=self.name, line=error_line(first_line), traceback=traceback or None
         )
-
-
-def instance_errors(name: str, failures: Any) -> list[ScriptError]:
-    """The errors world.lua recorded for single instances in one batch, typed."""
-    found: list[ScriptError] = []
-    for index in range(1, len(failures) + 1):
-        item = failures[index]
-        kind = item[b"kind"]
-        entity = item[b"entity"]
-        callback = text(item[b"callback"])
-        message = text(item[b"message"])
-        first_line, _, traceback = message.partition("\n")
-        if kind in (b"memory", b"recursion"):
-            limit = text(kind)
-            found.append(ResourceLimitExceeded(
-                f"{name}: {limit} limit exceeded in {callback} ({first_line})",
-                limit_type=limit,  # type: ignore[arg-type]
-                script=name, entity=entity, callback=callback,
-                traceback=traceback or None,
-            ))
-        else:
-            found.append(ScriptRuntimeError(
-                first_line, script=name, line=error_line(first_line),
-                traceback=traceback or None, entity=entity, callback=callback,
-            ))
-    return found

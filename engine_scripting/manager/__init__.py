@@ -1,8 +1,15 @@
 """The manager room: lifecycle only.
 
 ``ScriptManager`` is the one store of scripts: load, reload, unload, enable, disable, status.
+APIs reach a script's context through ``ContextInitializer``s given to the manager.
 """
 
-from engine_scripting.manager._manager import ScriptManager, ScriptStatus
+from engine_scripting.manager._manager import ScriptManager
+from engine_scripting.manager._records import (
+    ContextInitializer,
+    ManagedScript,
+    ScriptSpec,
+    ScriptStatus,
+)
 
-__all__ = ["ScriptManager", "ScriptStatus"]
+__all__ = ["ContextInitializer", "ManagedScript", "ScriptManager", "ScriptSpec", "ScriptStatus"]

@@ -1,99 +1,33 @@
 """ScriptManager: the one store of scripts and their lifecycle (load, reload, unload, enable).
 
 Each loaded script owns one sandboxed context (its Lua state), shared by all its instances.
-The manager keeps each script's status and statistics; the ScriptSystem reports outcomes to it
-and the manager decides when a script is disabled.
+Before a script's own code runs, the manager's context initializers install their APIs into the
+context (the ECS room's ``WorldApi`` installs `world`); the manager knows nothing of them beyond
+the ``ContextInitializer`` protocol. The manager keeps each script's status and statistics; a
+processor (the ScriptSystem) reports outcomes to it and the manager decides when a script is
+disabled.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from types import MappingProxyType
 
 import structlog
 
-from engine_scripting.ecs._world_api import WorldApi, install_world_api, world_source
-from engine_scripting.engine._context import ScriptContext
-from engine_scripting.engine._engine import ScriptEngine
-from engine_scripting.engine._limits import MAX_SOURCE_BYTES, ScriptResourceLimits
+from engine_scripting.engine import MAX_SOURCE_BYTES, ScriptEngine, ScriptResourceLimits
 from engine_scripting.errors import CallAbandoned, ScriptError, SecurityViolation
+from engine_scripting.manager._records import (
+    ContextInitializer,
+    ManagedScript,
+    ScriptSpec,
+    ScriptStatus,
+)
 from engine_scripting.permissions import Permissions
 
 _log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class ScriptStatus:
-    """A snapshot of one script's state and statistics.
-
-    Attributes:
-        name: the script's name.
-        enabled: whether its instances run.
-        error_count: errors recorded since load (runtime errors, limit breaches, violations).
-        consecutive_failures: ticks in a row in which the script failed.
-        last_error: the most recent error, or None.
-        disabled_reason: why it was disabled, or None while enabled.
-        path: the file it was loaded from, or None.
-        version: 1 at load, plus one per successful reload.
-        calls: ticks in which the system ran the script.
-        total_time_s: wall time the script took in those ticks (all its instances and batches).
-        max_time_s: the longest of those ticks.
-        memory_used: bytes its Lua state uses now.
-        instances: entities running the script, as of its last tick.
-
-    ``total_time_s / calls`` is the average time per tick.
-    """
-
-    name: str
-    enabled: bool
-    error_count: int
-    consecutive_failures: int
-    last_error: ScriptError | None
-    disabled_reason: str | None
-    path: str | None
-    version: int
-    calls: int
-    total_time_s: float
-    max_time_s: float
-    memory_used: int
-    instances: int
-
-    @property
-    def average_time_s(self) -> float:
-        """Mean wall time per tick."""
-        return self.total_time_s / self.calls if self.calls else 0.0
-
-
-class ManagedScript:
-    """The manager's record of one loaded script. Mutated only by the ScriptManager."""
-
-    __slots__ = (
-        "api", "calls", "consecutive_failures", "context", "disabled_reason", "enabled",
-        "error_count", "instances", "last_error", "max_time_s", "modified_ns", "name", "path",
-        "permissions", "reload_pending", "total_time_s", "version",
-    )
-
-    def __init__(self, name: str, context: ScriptContext, api: WorldApi,
-                 permissions: Permissions, path: Path | None, modified_ns: int | None) -> None:
-        self.name = name
-        self.context = context
-        self.api = api
-        self.permissions = permissions
-        self.path = path
-        self.modified_ns = modified_ns
-        self.enabled = True
-        self.error_count = 0
-        self.consecutive_failures = 0
-        self.last_error: ScriptError | None = None
-        self.disabled_reason: str | None = None
-        self.version = 1
-        self.reload_pending = False
-        self.calls = 0
-        self.total_time_s = 0.0
-        self.max_time_s = 0.0
-        self.instances = 0
 
 
 class ScriptManager:
@@ -102,20 +36,23 @@ class ScriptManager:
     Args:
         engine: the ScriptEngine whose sandboxes run the scripts. A trusted engine runs them
             without sandbox or limits: only for engine-owned scripts and for baselines.
+        initializers: what every script's context gets before its code runs, in this order;
+            for a ScriptSystem, ``WorldApi()`` (the `world` API).
         max_consecutive_failures: a script that fails this many ticks in a row is disabled.
-        console_lines_per_tick: console lines each script may print per tick.
     """
 
-    def __init__(self, engine: ScriptEngine, *, max_consecutive_failures: int = 10,
-                 console_lines_per_tick: int = 20) -> None:
+    def __init__(self, engine: ScriptEngine, *,
+                 initializers: Iterable[ContextInitializer] = (),
+                 max_consecutive_failures: int = 10) -> None:
         if max_consecutive_failures < 1:
             raise ValueError("max_consecutive_failures must be at least 1")
         self.engine = engine
+        self.initializers: tuple[ContextInitializer, ...] = tuple(initializers)
+        if len(set(self.initializers)) != len(self.initializers):
+            raise ValueError("an initializer is given twice")
         self.max_consecutive_failures = max_consecutive_failures
-        self._lines_per_tick = console_lines_per_tick
-        self._world_source = world_source()
         self._scripts: dict[str, ManagedScript] = {}
-        self.system: object | None = None  # the ScriptSystem this manager serves, once there is one
+        self._processor: object = None
         self._unload_listeners: list[Callable[[str], None]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -137,14 +74,17 @@ class ScriptManager:
             raise ScriptError("permissions must be a Permissions instance", script=name)
         code, file_path, modified_ns = self._read(name, source, path)
         context = self.engine.create_context(name, limits)
+        spec = ScriptSpec(name, grants)
         try:
-            api = install_world_api(context, self._world_source, grants, self._lines_per_tick)
+            installed = MappingProxyType(
+                {initializer: initializer(context, spec) for initializer in self.initializers})
             context.execute(code)
             context.collect_garbage()  # the installed chunks are garbage: start small
         except BaseException:
             context.close()
             raise
-        self._scripts[name] = ManagedScript(name, context, api, grants, file_path, modified_ns)
+        self._scripts[name] = ManagedScript(name, context, installed, grants, file_path,
+                                            modified_ns)
         _log.info("script.loaded", script=name, path=str(file_path) if file_path else None)
 
     def reload(self, name: str, source: str | bytes | None = None) -> None:
@@ -166,7 +106,6 @@ class ScriptManager:
         if source is None and modified_ns is not None:
             record.modified_ns = modified_ns
         record.version += 1
-        record.reload_pending = True
         _log.info("script.reloaded", script=name, version=record.version)
 
     def unload(self, name: str) -> None:
@@ -272,6 +211,13 @@ class ScriptManager:
         return tuple(reloaded)
 
     # -- for the ScriptSystem -----------------------------------------------------------------
+    def claim(self, processor: object) -> None:
+        """Make ``processor`` the one that runs this manager's scripts; raises ScriptError when
+        another already does (two would run every script twice per tick)."""
+        if self._processor is not None and self._processor is not processor:
+            raise ScriptError("this ScriptManager already serves a ScriptSystem")
+        self._processor = processor
+
     def on_unload(self, listener: Callable[[str], None]) -> None:
         """Call ``listener(name)`` whenever a script is unloaded (the system drops its state)."""
         self._unload_listeners.append(listener)

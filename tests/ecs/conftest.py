@@ -14,13 +14,14 @@ from engine_scripting import (
     ScriptManager,
     ScriptResourceLimits,
     ScriptSystem,
+    WorldApi,
 )
 from tests.ecs.support import ALL, COMPONENTS
 
 
 @pytest.fixture
 def manager(engine: ScriptEngine, world: str) -> Iterator[ScriptManager]:
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     yield manager
     for name in manager.names():
         manager.unload(name)

@@ -158,7 +158,7 @@ def test_components_with_many_fields_take_the_generic_accessors(manager: ScriptM
 
 
 def test_values_changed_by_the_host_between_ticks_are_read_again(spawn_scripted: Loader) -> None:
-    # world.lua keeps its columns between batches and the host sends only the columns whose
+    # batch.lua keeps its columns between batches and the host sends only the columns whose
     # values are other Python objects than last time: a change must never be missed
     source = """
         function on_update(self)

@@ -13,6 +13,7 @@ from engine_scripting import (
     ScriptEngine,
     ScriptManager,
     ScriptSystem,
+    WorldApi,
 )
 from engine_scripting.errors import MAX_MESSAGE_CHARS
 from tests.conftest import ROOMY_LIMITS
@@ -30,7 +31,7 @@ def test_one_console_on_a_resource_entity(system: ScriptSystem) -> None:
 
 
 def test_console_maxlen_is_configurable(engine: ScriptEngine, world: str) -> None:
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     esper.add_processor(ScriptSystem(manager, console_maxlen=3))
     manager.load("talker", "function on_update(self) for i = 1, 5 do print(i) end end")
     esper.create_entity(Script("talker"))
@@ -80,7 +81,7 @@ def test_drain_and_clear(spawn_scripted: Loader, system: ScriptSystem) -> None:
 
 
 def test_the_event_queue_is_bounded(engine: ScriptEngine, world: str) -> None:
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     # one script's share is a quarter of the queue: 5 of 20
     esper.add_processor(ScriptSystem(manager, event_queue_maxlen=20))
     manager.load("spammer", """
@@ -112,7 +113,7 @@ def test_events_wait_in_the_ecs_not_in_the_system(spawn_scripted: Loader) -> Non
 
 def test_a_flooder_cannot_push_others_out_over_many_ticks(engine: ScriptEngine,
                                                           world: str) -> None:
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     esper.add_processor(ScriptSystem(manager, console_maxlen=100))
     manager.load("flood", "function on_update(self) for i = 1, 50 do print(i) end end")
     manager.load("quiet", """function on_update(self)

@@ -16,6 +16,7 @@ from engine_scripting import (
     ScriptResourceLimits,
     ScriptRuntimeError,
     ScriptSystem,
+    WorldApi,
 )
 from tests.ecs.conftest import Loader
 from tests.ecs.support import ALL, Fragile, Position, console_texts
@@ -65,7 +66,7 @@ def test_consecutive_failing_ticks_disable_the_script(spawn_scripted: Loader,
 
 
 def test_the_failure_threshold_is_configurable(engine: ScriptEngine, world: str) -> None:
-    manager = ScriptManager(engine, max_consecutive_failures=2)
+    manager = ScriptManager(engine, initializers=[WorldApi()], max_consecutive_failures=2)
     esper.add_processor(ScriptSystem(manager))
     manager.load("broken", "function on_update(self) error('always') end")
     esper.create_entity(Script("broken"))
@@ -126,7 +127,7 @@ def test_one_failing_instance_does_not_stop_the_others(spawn_scripted: Loader) -
 
 def test_a_python_exception_in_a_host_function_is_recorded(engine: ScriptEngine,
                                                           world: str) -> None:
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     esper.add_processor(ScriptSystem(manager, components=[Fragile]))
     manager.load("writer", """
         function on_update(self)

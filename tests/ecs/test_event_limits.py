@@ -14,6 +14,7 @@ from engine_scripting import (
     ScriptManager,
     ScriptResourceLimits,
     ScriptSystem,
+    WorldApi,
 )
 from tests.ecs.support import Position, console_texts
 
@@ -34,7 +35,7 @@ function on_update(self) local t = {} for i = 1, 100 do t[i] = {i} end end"""
 
 def test_a_broadcast_flood_keeps_every_receiver_within_its_memory(world: str) -> None:
     engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=3000))
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     esper.add_processor(ScriptSystem(manager, components=[Position]))
     manager.load("flooder", FLOOD, permissions=Permissions(emit={"ping"}))
     manager.load("listener", LISTENER)
@@ -67,7 +68,7 @@ def test_a_broadcast_flood_keeps_every_receiver_within_its_memory(world: str) ->
 
 def test_a_neighbour_s_emits_succeed_while_another_script_floods(
         engine: ScriptEngine, world: str) -> None:
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     esper.add_processor(ScriptSystem(manager))
     manager.load("flooder", "function on_update(self) for i = 1, 2000 do "
                  "pcall(world.emit, 'ping') end end", permissions=Permissions(emit={"ping"}))
@@ -88,7 +89,7 @@ def test_a_neighbour_s_emits_succeed_while_another_script_floods(
 
 def test_a_self_scoped_script_cannot_address_other_entities(
         engine: ScriptEngine, world: str) -> None:
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     esper.add_processor(ScriptSystem(manager))
     manager.load("listener", "got = 0 function on_event(self) got = got + 1 end")
     other = esper.create_entity(Script("listener"))
@@ -114,7 +115,7 @@ def test_broadcasts_cannot_spend_a_receiver_s_time(world: str) -> None:
     """Every receiving instance gets its own copy and an on_event call: a receiver's calls and
     copies per tick are bounded, and a script without on_event pays nothing."""
     engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=200))
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     esper.add_processor(ScriptSystem(manager))
     manager.load("sender", "local p = {} for i = 1, 1000 do p[i] = i end "
                  "function on_update(self) for i = 1, 256 do pcall(world.emit, 'ping', "

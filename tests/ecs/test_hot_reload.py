@@ -8,7 +8,7 @@ from pathlib import Path
 import esper
 import pytest
 
-from engine_scripting import Script, ScriptEngine, ScriptManager, ScriptSystem
+from engine_scripting import Script, ScriptEngine, ScriptManager, ScriptSystem, WorldApi
 from tests.ecs.support import ALL, COMPONENTS, Position, console_texts
 
 
@@ -19,7 +19,7 @@ def _write(path: Path, text: str, stamp: int) -> None:
 
 @pytest.fixture
 def reloading(engine: ScriptEngine, world: str) -> ScriptManager:
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     esper.add_processor(ScriptSystem(manager, components=COMPONENTS, hot_reload_interval_s=0))
     return manager
 
@@ -70,7 +70,7 @@ def test_a_broken_file_keeps_the_old_version_and_is_not_retried(reloading: Scrip
 
 def test_hot_reload_can_be_turned_off(engine: ScriptEngine, world: str,
                                       tmp_path: Path) -> None:
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     esper.add_processor(ScriptSystem(manager, hot_reload_interval_s=None))
     script = tmp_path / "fixed.lua"
     _write(script, "x = 1", 1_000_000_000)

@@ -19,10 +19,10 @@ import esper
 from engine_scripting import (
     ResourceLimitExceeded,
     Script,
+    ScriptEvent,
     ScriptManager,
     ScriptSystem,
 )
-from engine_scripting.ecs._components import ScriptEvent
 from tests.ecs.conftest import Loader
 
 _ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import esper, structlog
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
 from engine_scripting import (Permissions, Script, ScriptEngine, ScriptManager,
-                              ScriptResourceLimits, ScriptSystem)
+                              ScriptResourceLimits, ScriptSystem, WorldApi)
 
 @dataclass
 class Position:
@@ -75,7 +75,7 @@ def _run_child(body: str) -> dict[str, object]:
 def test_despawning_20000_instances_runs_every_on_destroy_in_one_tick() -> None:
     result = _run_child("""
         engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=100))
-        manager = ScriptManager(engine)
+        manager = ScriptManager(engine, initializers=[WorldApi()])
         esper.add_processor(ScriptSystem(manager, hot_reload_interval_s=None))
         manager.load("empty", '''
             started, destroyed = 0, 0
@@ -117,7 +117,7 @@ def test_memory_errors_in_a_tick_neither_cross_wire_nor_lose_lifecycle_calls() -
         function counts() return started, destroyed end
         '''
         engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=2, max_execution_time_ms=3000))
-        manager = ScriptManager(engine, max_consecutive_failures=1000)
+        manager = ScriptManager(engine, initializers=[WorldApi()], max_consecutive_failures=1000)
         esper.add_processor(ScriptSystem(manager, components=[Position],
                                          hot_reload_interval_s=None))
         manager.load("s", SOURCE,
@@ -221,10 +221,11 @@ def test_a_sync_that_fails_part_way_leaves_the_previous_instances() -> None:
         '''
         from engine_scripting.errors import ScriptError
         engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=2, max_execution_time_ms=3000))
-        manager = ScriptManager(engine)
-        manager.load("s", SOURCE)
-        record = manager.running("s")
-        context, api = record.context, record.api
+        # the raw trampolines, to call sync with the limit in force (the system never does)
+        from engine_scripting.ecs._world_api import install_world_api, world_source
+        context = engine.create_context("s")
+        api = install_world_api(context, world_source(), Permissions(), 20)
+        context.execute(SOURCE)
 
         def listed():
             values = context.invoke(api.instance_list, host_memory=True)[0]

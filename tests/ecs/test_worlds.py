@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import esper
 
-from engine_scripting import Console, Script, ScriptEngine, ScriptManager, ScriptSystem
+from engine_scripting import Console, Script, ScriptEngine, ScriptManager, ScriptSystem, WorldApi
 from tests.ecs.support import ALL, COMPONENTS, Position
 
 COUNTER = """
@@ -23,7 +23,7 @@ def test_two_worlds_with_their_own_systems_share_nothing(engine: ScriptEngine,
     setups = {}
     for name in ("left", "right"):
         esper.switch_world(f"{world}-{name}")
-        manager = ScriptManager(engine)
+        manager = ScriptManager(engine, initializers=[WorldApi()])
         esper.add_processor(ScriptSystem(manager, components=COMPONENTS))
         manager.load("counter", COUNTER, permissions=ALL)
         entities = [esper.create_entity(Position(0.0, 0.0), Script("counter"))

@@ -76,7 +76,8 @@ class Counter:
     value: int
 
 engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=64, max_execution_time_ms=500))
-manager = ScriptManager(engine)
+from engine_scripting import WorldApi
+manager = ScriptManager(engine, initializers=[WorldApi()])
 manager.load("bomb", sys.argv[1] + '''
 function on_update(self, dt)
   if n < 32767 then grow(math.min(1000, 32767 - n)) else bomb() end
@@ -213,7 +214,8 @@ chain = sys.argv[1]
 limits = ScriptResourceLimits(max_memory_mb=64, max_execution_time_ms=100)
 engine = ScriptEngine(limits)
 took = {}
-manager = ScriptManager(engine)
+from engine_scripting import WorldApi
+manager = ScriptManager(engine, initializers=[WorldApi()])
 started = time.perf_counter()
 try:
     manager.load("loaded", chain)     # the manager collects the new state after its code ran

@@ -1,6 +1,7 @@
-"""Coroutine fast paths (engine_scripting/engine/lua/coroutines.lua) keep every thread that may run listed
-in `slots`: generators abandoned while suspended give their permanent slot back once their function
-is garbage, and `slots` is compacted early so that the watchdog reads a short list."""
+"""Coroutine fast paths (engine_scripting/engine/lua/coroutines.lua) keep every thread that may
+run listed in `slots`: generators abandoned while suspended give their permanent slot back once
+their function is garbage, and `slots` is compacted early so that the watchdog reads a short
+list."""
 
 from __future__ import annotations
 

@@ -19,6 +19,7 @@ from engine_scripting import (
     ScriptError,
     ScriptManager,
     ScriptSystem,
+    WorldApi,
 )
 
 
@@ -91,7 +92,7 @@ OUTCOMES: list[str] = []
 
 
 def test_a_script_cannot_be_unloaded_while_it_runs(engine: ScriptEngine, world: str) -> None:
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     MANAGERS.append(manager)
     OUTCOMES.clear()
     esper.add_processor(ScriptSystem(manager, components=[Trap]))
@@ -115,7 +116,7 @@ def test_engine_context_and_manager_are_context_managers() -> None:
         with engine.create_context("c") as context:
             assert context.execute("return 40 + 2") == 42
         assert context.closed
-        with ScriptManager(engine) as manager:
+        with ScriptManager(engine, initializers=[WorldApi()]) as manager:
             manager.load("a", "x = 1")
             manager.load("b", "y = 2")
             assert manager.names() == ["a", "b"] or sorted(manager.names()) == ["a", "b"]

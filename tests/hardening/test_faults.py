@@ -16,6 +16,7 @@ from engine_scripting import (
     ScriptManager,
     ScriptRuntimeError,
     ScriptSystem,
+    WorldApi,
 )
 from tests.ecs.support import Position
 
@@ -47,7 +48,7 @@ class Sensor:
 
 @pytest.fixture
 def game(roomy_engine: ScriptEngine, world: str) -> Iterator[ScriptManager]:
-    manager = ScriptManager(roomy_engine)
+    manager = ScriptManager(roomy_engine, initializers=[WorldApi()])
     esper.add_processor(ScriptSystem(manager, components=[Position, Trigger, Sensor]))
     yield manager
     for name in manager.names():

@@ -69,18 +69,15 @@ def test_a_script_that_fills_its_memory_does_not_take_the_world_down() -> None:
     out = _run_child("""
         from dataclasses import dataclass
         import esper
-        from engine_scripting import ScriptEngine, ScriptResourceLimits
-        from engine_scripting.ecs._components import Script, ScriptEvent
-        from engine_scripting.manager._manager import ScriptManager
-        from engine_scripting.permissions import Permissions
-        from engine_scripting.ecs._system import ScriptSystem
+        from engine_scripting import (Permissions, Script, ScriptEngine, ScriptEvent,
+                                      ScriptManager, ScriptResourceLimits, ScriptSystem, WorldApi)
 
         @dataclass
         class Counter:
             n: int = 0
 
         engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=1, max_execution_time_ms=2000))
-        manager = ScriptManager(engine)
+        manager = ScriptManager(engine, initializers=[WorldApi()])
         manager.load("hog", @FILL@ + '''
             function on_start(self) end
             function on_event(self, name, payload) self.last = payload end''')

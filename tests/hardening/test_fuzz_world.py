@@ -19,6 +19,7 @@ from engine_scripting import (
     ScriptManager,
     ScriptSystem,
     SecurityViolation,
+    WorldApi,
 )
 from tests.ecs.support import ALL, COMPONENTS, Health, Label, Position, Velocity
 from tests.hardening.test_fuzz_boundary import lua_values
@@ -51,7 +52,7 @@ def test_world_calls_with_arbitrary_arguments(engine: ScriptEngine, function: st
     previous = esper.current_world
     world = f"fuzz-world-{next(_worlds)}"
     esper.switch_world(world)
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     try:
         esper.add_processor(ScriptSystem(manager, components=COMPONENTS))
         manager.load("fuzz", f"""

@@ -58,7 +58,7 @@ import time
 from dataclasses import dataclass
 import esper
 from engine_scripting import Permissions, Script, ScriptEngine, ScriptManager
-from engine_scripting import ScriptResourceLimits, ScriptSystem
+from engine_scripting import ScriptResourceLimits, ScriptSystem, WorldApi
 
 @dataclass
 class Label:
@@ -104,7 +104,7 @@ def test_arguments_are_converted_without_collector_steps() -> None:
 def test_host_function_results_are_pushed_without_collector_steps() -> None:
     out = _run_child(prelude=LABEL_WORLD, body="""
         engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=100))
-        manager = ScriptManager(engine)
+        manager = ScriptManager(engine, initializers=[WorldApi()])
         other = esper.create_entity(Label("y" * 20_000))
         # only host functions allocate in the loop: 50 strings of 20 KB per tick
         manager.load("chain", "local built = false\\nfunction on_update(self)\\n"
@@ -135,7 +135,7 @@ def test_host_function_results_are_pushed_without_collector_steps() -> None:
 def test_a_host_function_result_that_fits_only_after_a_collection_is_delivered() -> None:
     out = _run_child(prelude=LABEL_WORLD, body="""
         engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=2, max_execution_time_ms=2000))
-        manager = ScriptManager(engine)
+        manager = ScriptManager(engine, initializers=[WorldApi()])
         other = esper.create_entity(Label("y" * 600_000))
         manager.load("reader", '''
             function on_update(self)
@@ -291,12 +291,12 @@ import sys, time
 from dataclasses import dataclass
 import esper
 from engine_scripting import Permissions, Script, ScriptEngine, ScriptManager
-from engine_scripting import ScriptResourceLimits, ScriptSystem
+from engine_scripting import ScriptResourceLimits, ScriptSystem, WorldApi
 @dataclass
 class Pos:
     x: float = 0.0
 engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=16, max_execution_time_ms=500))
-manager = ScriptManager(engine)
+manager = ScriptManager(engine, initializers=[WorldApi()])
 manager.load("s", sys.argv[1] % tuple(map(int, sys.argv[2:])),
              permissions=Permissions(read={"Pos"}, emit={"e"}))
 esper.add_processor(ScriptSystem(manager, components=[Pos]))

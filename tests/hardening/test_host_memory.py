@@ -16,6 +16,7 @@ from engine_scripting import (
     ScriptManager,
     ScriptResourceLimits,
     SecurityViolation,
+    WorldApi,
 )
 from engine_scripting.errors import ScriptError
 
@@ -60,7 +61,7 @@ def test_results_that_only_look_like_shared_strings_are_plain_data(ctx: ScriptCo
 
 
 def test_kept_errors_pin_no_frames_and_no_lua_tables(engine: ScriptEngine) -> None:
-    manager = ScriptManager(engine)
+    manager = ScriptManager(engine, initializers=[WorldApi()])
     manager.load("victim", "function explode(t) error('boom') end")
     record = manager.running("victim")
     assert record is not None

@@ -1,35 +1,38 @@
 -- world.lua: the Lua side of the ECS API for one script's context. Installed once, trusted, by
--- the ScriptManager before the script's own code runs (see sandbox.lua's `install`).
+-- WorldApi (the manager's context initializer) before the script's own code runs (see sandbox.lua's `install`), after the
+-- chunks it builds on (see _world_api.py).
 -- Uses: the sandbox kit (original functions, violation reports), and the host functions the
 -- ScriptSystem attaches (Python callables, kept in upvalues that scripts cannot reach).
 -- Provides: the `world` global and `print`, and trampolines the system calls each tick.
--- `roster` is instances.lua's module: the instance list and the on_start/on_destroy calls owed.
+-- `roster` is instances.lua's module: the instance list and the on_start/on_destroy calls owed;
+-- `checks`, checks.lua's: the checks that need only the caps; `batch`, batch.lua's: the batch
+-- cache and the generated accessors. What is used of them is bound into locals once, here;
+-- batch.lua is handed the state it shares with this chunk when it changes (`attach`, `adopt`).
 --
--- Every check that needs no world data runs here, in Lua, before anything crosses to Python:
+-- Every check that needs no world data runs in Lua, before anything crosses to Python:
 -- argument types, component and field names, value kinds, NaN/inf, payload caps, permissions
 -- and scope. A denied operation is reported out of band (the script is disabled even if it
 -- catches the error) and raised as a Lua error.
-local kit, grants, caps, roster = ...
+local kit, grants, caps, roster, checks, batch = ...
 
 local type, error, xpcall, next, rawget, rawset, rawlen, tostring, select =
   kit.type, kit.error, kit.xpcall, kit.next, kit.rawget, kit.rawset, kit.rawlen, kit.tostring,
   kit.select
-local s_format, s_len, s_sub, t_concat, t_unpack, m_type, utf8_len, huge, tointeger =
-  kit.s_format, kit.s_len, kit.s_sub, kit.t_concat, kit.t_unpack, kit.m_type, kit.utf8_len,
-  kit.huge, kit.tointeger
-local violation, current_env, killed, running_deep, traceback, pcall, s_find, load, t_move =
-  kit.violation, kit.current_env, kit.killed, kit.running_deep, kit.traceback, kit.pcall,
-  kit.s_find, kit.load, kit.t_move
-local setmetatable = kit.setmetatable
+local s_format, s_len, s_sub, t_concat, t_unpack, m_type, tointeger =
+  kit.s_format, kit.s_len, kit.s_sub, kit.t_concat, kit.t_unpack, kit.m_type, kit.tointeger
+local violation, current_env, killed, running_deep, traceback, pcall =
+  kit.violation, kit.current_env, kit.killed, kit.running_deep, kit.traceback, kit.pcall
+local unknown_entity, field_values, copy_payload =
+  checks.unknown_entity, checks.field_values, checks.copy_payload
+local load_entry, cached, reset_cache, pending_writes, make_binder, batch_attach, batch_adopt =
+  batch.load_entry, batch.cached, batch.reset_cache, batch.pending_writes, batch.make_binder,
+  batch.attach, batch.adopt
 
-local MAX_TEXT = caps.max_text                -- bytes in one str field or payload string
 local MAX_PAYLOAD_ITEMS = caps.max_payload_items
-local MAX_PAYLOAD_DEPTH = caps.max_payload_depth
 local MAX_PRINT = caps.max_print              -- bytes in one printed line
 local MAX_LINES = caps.max_lines              -- printed lines per script per tick
 -- what the host's functions answer (_batch.py), and the target of a broadcast (_events.py)
-local DONE, MISSING, HOST_FAILURE = caps.status.done, caps.status.missing,
-  caps.status.host_failure
+local DONE, MISSING = caps.status.done, caps.status.missing
 local EVERY_INSTANCE = caps.status.every_instance
 
 local can_read, can_write, can_emit = {}, {}, {}
@@ -39,7 +42,7 @@ for i = 1, rawlen(grants.emit) do can_emit[grants.emit[i]] = true end
 local scope_any, can_spawn, can_destroy = grants.scope == "any", grants.spawn, grants.destroy
 
 local components = {}       -- name -> {index, fields = {...}, kinds = {...}, position = {f = i}}
-local h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print, h_fetch  -- attached
+local h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print  -- attached (fetch: batch.lua)
 
 -- roster's state as of this batch (see `adopt`): entity -> self; the entities, ascending;
 -- entity -> its place in `order`
@@ -47,22 +50,12 @@ local instances, order, slot_of = {}, {}, {}
 local adopted = nil
 local roster_state, next_owed, receiver = roster.current, roster.next_owed, roster.receiver
 
--- The batch cache: during one call from the system (a batch), the components of this script's
--- instances are read from the esper world once per component (h_fetch, all instances at once)
--- and writes to them are buffered and written back when the batch ends (pending_writes). Reads see
--- earlier writes of the same batch. Other entities go to the host on every call. The columns
--- stay from batch to batch (the host sends only columns whose values changed, see load_entry).
--- cache[index] = {absent = {[slot] = true}, columns = {{[slot] = value}, ...},
---                 written = {[slot] = generation}, gen = this batch's generation,
---                 fields = n} or false when the host could not provide it.
-local cache = {}
-local FETCH_CHUNK = 4096          -- instances per h_fetch call or pending_writes chunk
 local current = nil               -- the entity whose callback runs now
 local errors = nil                -- errors of the running tick, or nil
 local printed, print_tick = 0, -1
 
 ------------------------------------------------------------------------------------------------
--- Checks
+-- Checks of the calling context (the rest: checks.lua)
 ------------------------------------------------------------------------------------------------
 local function deny(message)
   violation("permission", s_format("entity %s: %s", tostring(current), message), 3, current)
@@ -103,97 +96,6 @@ local function check_component(fname, name, granted, what)
   return component
 end
 
--- host statuses: DONE, MISSING (no such component, or queue full), UNKNOWN_ENTITY, HOST_FAILURE
-local function unknown_entity(fname, entity, status)
-  if status == HOST_FAILURE then
-    error(s_format("world.%s failed in the host (the failure is logged)", fname), 3)
-  end
-  error(s_format("world.%s: unknown entity %d", fname, entity), 3)
-end
-
--- A value for one field, converted to its kind, or an error naming what is wrong.
-local function field_value(cname, field, kind, value, level)
-  if kind == "float" then
-    if type(value) ~= "number" then
-      error(s_format("%s.%s must be a number, not %s", cname, field, type(value)), level)
-    end
-    if value ~= value or value == huge or value == -huge then
-      error(s_format("%s.%s must be a finite number", cname, field), level)
-    end
-    return value + 0.0
-  elseif kind == "int" then
-    if m_type(value) ~= "integer" then
-      error(s_format("%s.%s must be an integer, not %s", cname, field,
-        m_type(value) or type(value)), level)
-    end
-    return value
-  elseif kind == "bool" then
-    if type(value) ~= "boolean" then
-      error(s_format("%s.%s must be a boolean, not %s", cname, field, type(value)), level)
-    end
-    return value
-  end
-  if type(value) ~= "string" then
-    error(s_format("%s.%s must be a string, not %s", cname, field, type(value)), level)
-  end
-  if s_len(value) > MAX_TEXT then
-    error(s_format("%s.%s is longer than %d bytes", cname, field, MAX_TEXT), level)
-  end
-  if utf8_len(value) == nil then
-    error(s_format("%s.%s is not valid UTF-8", cname, field), level)
-  end
-  return value
-end
-
--- Validated field values of a component, by field position (nil: not given). Reads the
--- script's table raw, so metamethods cannot show the check one value and the write another.
-local function field_values(component, fields, level)
-  if type(fields) ~= "table" then
-    error(s_format("fields of %s must be a table, not %s", component.name, type(fields)), level)
-  end
-  local values, position, kinds = {}, component.position, component.kinds
-  for field, value in next, fields do
-    local at = type(field) == "string" and position[field]
-    if not at then
-      error(s_format("%s has no field '%s'", component.name, s_sub(tostring(field), 1, 64)),
-        level)
-    end
-    values[at] = field_value(component.name, field, kinds[at], value, level + 1)
-  end
-  return values
-end
-
--- A plain-data copy of an event payload: tables, strings, numbers, booleans; capped in size.
-local function copy_payload(value, depth, budget)
-  local kind = type(value)
-  if kind == "string" then
-    if s_len(value) > MAX_TEXT then error("event payload string longer than " .. MAX_TEXT, 0) end
-    return value
-  elseif kind == "number" then
-    if value ~= value then error("event payload holds NaN", 0) end
-    return value
-  elseif kind == "boolean" then
-    return value
-  elseif kind ~= "table" then
-    error("event payload cannot hold a " .. kind, 0)
-  end
-  if depth > MAX_PAYLOAD_DEPTH then
-    error("event payload nested deeper than " .. MAX_PAYLOAD_DEPTH .. " tables", 0)
-  end
-  local copy = {}
-  for k, v in next, value do
-    budget[1] = budget[1] - 1
-    if budget[1] < 0 then error("event payload has more than " .. MAX_PAYLOAD_ITEMS .. " items", 0) end
-    local key_kind = type(k)
-    if key_kind ~= "string" and m_type(k) ~= "integer" then
-      error("event payload keys must be strings or integers", 0)
-    end
-    if key_kind == "string" and s_len(k) > MAX_TEXT then error("event payload key too long", 0) end
-    rawset(copy, k, copy_payload(v, depth + 1, budget))
-  end
-  return copy
-end
-
 ------------------------------------------------------------------------------------------------
 -- The world API
 ------------------------------------------------------------------------------------------------
@@ -208,175 +110,6 @@ local function got(entity, fields, status, ...)
   end
   if status == MISSING then return nil end
   unknown_entity("get", entity, status)
-end
-
--- Copy one chunk from h_fetch into the entry: whether every instance of the chunk has the
--- component, `count` presence flags unless so, then per field 0 (the column already holds
--- these values) or `count` and the values (column-major: cheap to build in Python).
-local function take(entry, first, count, status, complete, ...)
-  if status ~= DONE then return false end
-  local chunk = {...}
-  local at, offset = first - 1, 0
-  if not complete then
-    local absent = entry.absent
-    for i = 1, count do
-      if not chunk[i] then absent[at + i] = true end
-    end
-    offset = count
-  end
-  local columns = entry.columns
-  for f = 1, #columns do
-    local sent = chunk[offset + 1]
-    offset = offset + 1
-    if sent > 0 then
-      t_move(chunk, offset + 1, offset + sent, first, columns[f])
-      offset = offset + sent
-    end
-  end
-  return true
-end
-
--- Load the cache entry of `component` for this batch (false when the host cannot provide it).
--- The column tables and the written marks live as long as the component's schema: a batch
--- grows no new tables, a write is marked with the batch's generation number, and the host
--- sends only the columns whose values changed since it last sent or received them
--- (`synced`: the last load completed, so the host's record of the columns is right).
-local function load_entry(component)
-  local index, fields, total = component.index, #component.fields, #order
-  local columns, fresh = component.columns, not component.synced
-  if columns == nil or component.capacity > 4 * total + 64 then
-    columns = {}
-    for f = 1, fields do columns[f] = {} end
-    component.columns, component.written, component.capacity = columns, {}, 0
-    fresh = true
-  end
-  if total > component.capacity then component.capacity = total end
-  local gen = component.gen + 1
-  component.gen = gen
-  local entry = {absent = {}, columns = columns, written = component.written, gen = gen,
-                 fields = fields}
-  component.synced = false
-  local first = 1
-  while first <= total do
-    local count = total - first + 1
-    if count > FETCH_CHUNK then count = FETCH_CHUNK end
-    if not take(entry, first, count, h_fetch(index, total, first, count, fresh)) then
-      entry = false
-      break
-    end
-    first = first + count
-  end
-  component.synced = entry ~= false
-  cache[index] = entry
-  component.entry = entry
-  if entry then
-    local tables = component.tables
-    if tables == nil then
-      tables = {}
-      component.tables, component.owned = tables, {}
-    end
-    component.read, component.write = component.bind(entry.absent, entry.written, gen,
-      tables, component.owned, t_unpack(columns, 1, fields))
-  end
-  return entry
-end
-
--- The cache entry of `component` and the slot of `entity`; nil when the entity is no instance
--- of this script or the host cannot provide the values.
-local function cached(component, entity)
-  local slot = slot_of[entity]
-  if slot == nil then return nil end
-  local entry = component.entry
-  if entry == nil then entry = load_entry(component) end
-  if not entry then return nil end
-  return entry, slot
-end
-
--- The buffered changes of the last batch, one chunk per call: component index, field count,
--- the count n of changed instances, `first`, then (when `first` is 0) their n slots, and one
--- column of n values per field. A positive `first` stands for the slots first .. first + n - 1
--- (every instance changed). Nothing once all were taken (the cache is then reset). The host
--- pulls them: returning many values to Python is cheap, passing many arguments to a Python
--- function is not.
-local flushing = nil   -- {index, entry, changed slots or false (all), next position}
-
-local function reset_cache()
-  cache, flushing = {}, nil
-  for _, component in next, components do
-    component.entry, component.read, component.write = nil, nil, nil
-  end
-end
-
--- The slots written in this batch: false when every instance was, else their list (nil when
--- none was).
-local function changed_slots(entry)
-  local written, gen, total, count = entry.written, entry.gen, #order, 0
-  for slot = 1, total do
-    if written[slot] == gen then count = count + 1 end
-  end
-  if count == 0 then return nil end
-  if count == total then return false end
-  local slots = {}
-  for slot = 1, total do
-    if written[slot] == gen then slots[#slots + 1] = slot end
-  end
-  return slots
-end
-
--- Make `flushing` the next cache entry with written slots, dropping the entries it passes;
--- false when there is none left.
-local function advance()
-  local index, entry = next(cache, nil)
-  while index ~= nil do
-    local slots = nil
-    if entry then slots = changed_slots(entry) end
-    cache[index] = nil   -- taken (or nothing to write)
-    if slots ~= nil then
-      flushing = {index, entry, slots, 1}
-      return true
-    end
-    index, entry = next(cache, nil)
-  end
-  return false
-end
-
--- The next chunk of the batch's buffered writes, as `more, index, fields, n, first, values...`
--- (see BatchColumns.write_back); `more` says whether another chunk follows. Nothing when there
--- is nothing (left) to write.
-local function pending_writes()
-  while true do
-    if flushing == nil and not advance() then
-      reset_cache()
-      return
-    end
-    local index, entry, slots, from = flushing[1], flushing[2], flushing[3], flushing[4]
-    local columns, fields = entry.columns, entry.fields
-    local total = slots and #slots or #order
-    local last = from + FETCH_CHUNK - 1
-    if last > total then last = total end
-    local n = last - from + 1
-    local out, size = {}, 0
-    if slots then
-      t_move(slots, from, last, 1, out)
-      size = n
-      for f = 1, fields do
-        local column = columns[f]
-        for j = 1, n do out[size + j] = column[slots[from + j - 1]] end
-        size = size + n
-      end
-    else
-      for f = 1, fields do
-        t_move(columns[f], from, last, size + 1, out)
-        size = size + n
-      end
-    end
-    if last >= total then flushing = nil else flushing[4] = last + 1 end
-    if n > 0 then
-      local more = flushing ~= nil or advance()
-      if not more then reset_cache() end
-      return more, index, fields, n, (slots and 0 or from), t_unpack(out, 1, size)
-    end
-  end
 end
 
 local function checked_get(entity, name)
@@ -604,14 +337,14 @@ local function update_from(first, dt, on_update)
   end
 end
 
--- Take roster's current state for this batch (it changes only in `sync`, between batches).
--- Component tables are per slot: with a new numbering they go (a table a script kept is no
--- longer refreshed). `adopted` is set last, so a stop half-way adopts again next batch.
+-- Take roster's current state for this batch (it changes only in `sync`, between batches), and
+-- hand batch.lua the new numbering (component tables are per slot: they go, see its `adopt`).
+-- `adopted` is set last, so a stop half-way adopts again next batch.
 local function adopt()
   local state = roster_state()
   if state == adopted then return end
   instances, order, slot_of = state.instances, state.order, state.slot_of
-  for _, component in next, components do component.tables, component.owned = nil, nil end
+  batch_adopt(order, slot_of)
   adopted = state
 end
 
@@ -686,90 +419,6 @@ local function reloaded(tick_no)
   return errors, pending_writes()
 end
 
--- bind(absent, written, gen, tables, owned, column 1, ..., column n) -> read, write: the fast
--- accessors of one component for one batch, generated per component (field names are quoted
--- with %q).
---   read(slot): the instance's component table, its fields refreshed from the columns; nil when
---     the instance has no such component. One table per instance and component (`tables`,
---     slot -> table; `owned`, the set of them), kept until the instance list changes, so a get
---     builds no table. Its metatable refuses keys that are not fields and cannot be replaced or
---     read, so such a table only ever holds field keys (rawset aside, see write).
---   write(fields, slot): store a script's field table when the instance has the component,
---     every key is one of its fields and every value has the field's kind, and mark the slot
---     written in batch `gen`; false (nothing stored) otherwise, and for text fields, which the
---     checked path validates. A foreign table is read raw (next), each value once; a component
---     table of this component (any instance's) is read by field name, raw too (the metatable
---     has no __index), and keys a script forced into it with rawset are ignored.
-local WRITE_CHECKS = {
-  -- x - x is 0 for every finite x, NaN for NaN and the infinities
-  float = "if type(v%d) == 'number' then v%d = v%d + 0.0 if v%d - v%d ~= 0.0 then return false end "
-    .. "elseif v%d ~= nil then return false end",
-  int = "if v%d ~= nil and m_type(v%d) ~= 'integer' then return false end",
-  bool = "if v%d ~= nil and type(v%d) ~= 'boolean' then return false end",
-  str = "if v%d ~= nil then return false end",
-}
-local MAX_BOUND_FIELDS = 60   -- Lua allows 200 locals and 255 upvalues per function
-
--- The metatable of a component's tables: assigning a key that is no field raises the error
--- world.set would raise; a field removed with nil may be assigned again.
-local function component_metatable(name, position)
-  return {
-    __metatable = "component table",
-    __newindex = function(t, key, value)
-      if not position[key] then   -- field names only: no other key is in `position`
-        error(s_format("%s has no field '%s'", name, s_sub(tostring(key), 1, 64)), 2)
-      end
-      rawset(t, key, value)
-    end,
-  }
-end
-
-local function make_binder(name, fields, kinds, position)
-  local n = #fields
-  if n == 0 or n > MAX_BOUND_FIELDS then
-    return function(absent, written, gen, tables, owned, ...)
-      local columns = {...}
-      local function read(slot)
-        if absent[slot] then return nil end
-        local copy = {}
-        for f = 1, n do copy[fields[f]] = columns[f][slot] end
-        return copy
-      end
-      return read, function() return false end
-    end
-  end
-  local columns, values, slot_values, pairs_, keys, tests, checks, stores =
-    {}, {}, {}, {}, {}, {}, {}, {}
-  for i = 1, n do
-    columns[i] = "c" .. i
-    values[i] = "v" .. i
-    slot_values[i] = s_format("c%d[s]", i)
-    pairs_[i] = s_format("[%q] = c%d[s]", fields[i], i)
-    keys[i] = s_format("t[%q]", fields[i])
-    tests[i] = s_format("%s k == %q then v%d = v", i == 1 and "if" or "elseif", fields[i], i)
-    checks[i] = s_format(WRITE_CHECKS[kinds[i]], i, i, i, i, i, i)
-    stores[i] = s_format("if v%d ~= nil then c%d[s] = v%d end", i, i, i)
-  end
-  local source = "local next, type, m_type, setmetatable, mt = ... "
-    .. "return function(absent, written, gen, tables, owned, " .. t_concat(columns, ", ") .. ") "
-    .. "local function read(s) if absent[s] then return nil end "
-    .. "local t = tables[s] "
-    .. "if t == nil then t = setmetatable({" .. t_concat(pairs_, ", ") .. "}, mt) "
-    .. "tables[s], owned[t] = t, true return t end "
-    .. t_concat(keys, ", ") .. " = " .. t_concat(slot_values, ", ") .. " "
-    .. "return t end "
-    .. "local function write(t, s) if absent[s] then return false end "
-    .. "local " .. t_concat(values, ", ") .. " "
-    .. "if owned[t] then " .. t_concat(values, ", ") .. " = " .. t_concat(keys, ", ")
-    .. " elseif type(t) ~= 'table' then return false else "
-    .. "for k, v in next, t do " .. t_concat(tests, " ") .. " else return false end end end "
-    .. t_concat(checks, " ") .. " " .. t_concat(stores, " ") .. " "
-    .. "written[s] = gen return true end "
-    .. "return read, write end"
-  return load(source, "=bind", "t", {})(next, type, m_type, setmetatable,
-    component_metatable(name, position))
-end
-
 -- The host side: component schemas and the Python functions behind the world API.
 local function attach(schema, get, set, has, spawn, destroy, emit, host_print, fetch)
   components = {}
@@ -789,8 +438,9 @@ local function attach(schema, get, set, has, spawn, destroy, emit, host_print, f
     if can_read[name] then readable[name] = component end
     if can_write[name] then writable[name] = component end
   end
-  h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print, h_fetch =
-    get, set, has, spawn, destroy, emit, host_print, fetch
+  h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print =
+    get, set, has, spawn, destroy, emit, host_print
+  batch_attach(components, fetch)
   reset_cache()
 end
 

@@ -1,7 +1,8 @@
 -- sandbox.lua: builds the sandbox of one context. Runs once, trusted, in a fresh Lua 5.4 state.
 -- Uses: the debug library (hooks, registry), captured here before scripts can reach anything.
 -- Provides: a control table for the host (never reachable from scripts) holding the script
--- environment and the trampolines the host calls.
+-- environment, built from the host's policy (engine/_policy.py), and the trampolines the host
+-- calls.
 --
 -- Interrupting scripts: once a call is past its deadline, the host's watchdog thread arms a count
 -- hook (lua_sethook) on the main thread and on every thread listed in `slots`. `hook` below then
@@ -11,8 +12,8 @@
 -- `slots` lists every coroutine that may be running in this call; coroutines.lua keeps it (its
 -- header says how), and wraps coroutine.create, resume, wrap and close to that end.
 local print_sink, report_violation, max_depth, c_call_ns, print_limit, trusted, max_load_bytes,
-  seed1, seed2, TIME_COUNT, SAMPLE_COUNT, argcheck_chunk, export_chunk = ...
-local module_chunks = {select(14, ...)}   -- engine.SANDBOX_MODULES, precompiled, in order
+  seed1, seed2, TIME_COUNT, SAMPLE_COUNT, policy, argcheck_chunk, export_chunk = ...
+local module_chunks = {select(15, ...)}   -- engine.SANDBOX_MODULES, precompiled, in order
 
 -- Lua seeds each state's generator from the time and an address, which math.randomseed()
 -- returns: one script could predict another's rolls. Seeds come from the host's os.urandom.
@@ -231,14 +232,6 @@ end
 ------------------------------------------------------------------------------------------------
 -- The script environment
 ------------------------------------------------------------------------------------------------
-local function copy_library(lib, skip)
-  local copy = {}
-  for k, v in next, lib do
-    if not (skip and skip[k]) then copy[k] = v end
-  end
-  return copy
-end
-
 local make_env
 local extensions = {}   -- globals added by host extensions (the ECS `world` API), in every env
 
@@ -247,20 +240,29 @@ if trusted then
   _G.print = sb_print
   make_env = function() return _G end
 else
-  local sb_string = copy_library(string, {dump = true})
-  local sb_table = copy_library(table)
-  local sb_coroutine = copy_library(coroutine)
-
-  -- C functions that could run long inside one instruction get the modules' replacements:
-  -- the C function where its cost is provably small, an interruptible Lua port otherwise
-  local libraries = {string = sb_string, table = sb_table, coroutine = sb_coroutine}
+  -- The sandbox's own versions of Lua's functions, by qualified name ("pcall", "string.find"):
+  -- the policy's guarded names. C functions that could run long inside one instruction get the
+  -- modules' versions: the C function where its cost is provably small, an interruptible Lua
+  -- port otherwise.
+  local own = {pcall = sb_pcall, xpcall = sb_xpcall, print = sb_print, load = sb_load,
+               collectgarbage = sb_collectgarbage}
+  own["math.randomseed"] = function(...)
+    if select("#", ...) > 0 then
+      local n1 = argcheck.checkinteger(1, 1, (...), true)
+      return m_randomseed(n1, argcheck.optinteger(1, 2, select(2, ...), 0))
+    end
+    seed1 = seed1 * 6364136223846793005 + 1442695040888963407
+    seed2 = (seed2 ~ (seed1 >> 31)) * -7046029254386353131
+    return m_randomseed(seed1, seed2)   -- fresh seeds, returned as Lua returns its own
+  end
+  -- The modules get the library tables themselves: no script ever reaches those (the globals
+  -- are emptied below; the string metatable's __index becomes the environment's `string`).
   local module_kit = {
     base = {type = type, error = error, select = select, next = next, rawget = rawget,
             rawset = rawset, rawequal = rawequal, rawlen = rawlen, tostring = tostring,
             tonumber = tonumber, setmetatable = setmetatable, getmetatable = getmetatable,
             pcall = pcall, ipairs = ipairs, pairs = pairs, assert = assert},
-    string = copy_library(string), table = copy_library(table), math = copy_library(math),
-    utf8 = copy_library(utf8), coroutine = copy_library(coroutine),
+    string = string, table = table, math = math, utf8 = utf8, coroutine = coroutine,
     debug = {getinfo = d_getinfo, getmetatable = d_getmetatable, getupvalue = d_getupvalue},
     c_call_ns = c_call_ns,
     threads = {slots = slots, main = main, hook = hook, hooktable = hooktable,
@@ -272,48 +274,60 @@ else
     for name, value in next, load(module_chunks[i], "=module", "b", {})(module_kit, argcheck,
                                                                         shared) do
       shared[name] = value
-      local library, field = s_match(name, "^(%a+)%.(%a+)$")
-      if library then
-        argcheck.name(value, name)
-        libraries[library][field] = value
-      end
+      if s_find(name, ".", 1, true) then own[name] = value end
     end
   end
   threads_begin = shared._begin
-  local sb_math, sb_utf8 = copy_library(math), copy_library(utf8)
-  sb_math.randomseed = argcheck.name(function(...)
-    if select("#", ...) > 0 then
-      local n1 = argcheck.checkinteger(1, 1, (...), true)
-      return m_randomseed(n1, argcheck.optinteger(1, 2, select(2, ...), 0))
+
+  -- The environment holds the policy's names (_policy.py) and nothing else: plain names with
+  -- Lua's own value, guarded names with the version in `own`. `policy` lists, for each table,
+  -- "_G" or a library's name, its numbers of plain and of guarded names, then those names.
+  -- Library tables are shared by the environments of one context (they belong to the same
+  -- script).
+  local globals = {}   -- what every fresh environment starts with
+  local guarded = {}   -- qualified name -> true
+  local function missing(name, why)
+    error("sandbox policy: no value for '" .. name .. "' (" .. why .. ")", 0)
+  end
+  local i = 1
+  while policy[i] ~= nil do
+    local library, n_plain, n_guarded = policy[i], policy[i + 1], policy[i + 2]
+    local fields, originals, prefix = globals, _G, ""
+    if library ~= "_G" then
+      fields, originals, prefix = {}, _G[library] or {}, library .. "."
+      globals[library] = fields
     end
-    seed1 = seed1 * 6364136223846793005 + 1442695040888963407
-    seed2 = (seed2 ~ (seed1 >> 31)) * -7046029254386353131
-    return m_randomseed(seed1, seed2)   -- fresh seeds, returned as Lua returns its own
-  end, "math.randomseed")
-  for fn, name in next, {[sb_pcall] = "pcall", [sb_xpcall] = "xpcall", [sb_print] = "print",
-                         [sb_load] = "load", [sb_collectgarbage] = "collectgarbage"} do
+    local last_plain = i + 2 + n_plain
+    for j = i + 3, last_plain do
+      local field = policy[j]
+      fields[field] = originals[field] or missing(prefix .. field, "this Lua has none")
+    end
+    for j = last_plain + 1, last_plain + n_guarded do
+      local field = policy[j]
+      local name = prefix .. field
+      fields[field] = own[name] or missing(name, "the sandbox has no version of it")
+      guarded[name] = true
+    end
+    i = last_plain + n_guarded + 1
+  end
+  for name, fn in next, own do
+    if not guarded[name] then
+      error("sandbox policy: the sandbox's own '" .. name .. "' is not listed as guarded", 0)
+    end
     argcheck.name(fn, name)
   end
 
-  -- A fresh global table for script code. The library tables are shared by the environments
-  -- of one context (they belong to the same script).
+  -- A fresh global table for script code
   make_env = function()
-    local fresh = {
-      assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
-      pcall = sb_pcall, xpcall = sb_xpcall, rawequal = rawequal, rawget = rawget,
-      rawlen = rawlen, rawset = rawset, select = select, setmetatable = setmetatable,
-      getmetatable = getmetatable, tonumber = tonumber, tostring = tostring, type = type,
-      _VERSION = _VERSION, print = sb_print, load = sb_load, collectgarbage = sb_collectgarbage,
-      string = sb_string, table = sb_table, math = sb_math, coroutine = sb_coroutine,
-      utf8 = sb_utf8,
-    }
+    local fresh = {}
+    for name, value in next, globals do fresh[name] = value end
     fresh._G = fresh
     for name, value in next, extensions do fresh[name] = value end
     return fresh
   end
 
   -- string methods ("x"):find(...) resolve through the sandboxed string table
-  d_getmetatable("").__index = sb_string
+  d_getmetatable("").__index = globals.string
 end
 env = make_env()
 

@@ -16,6 +16,7 @@ from engine_scripting import (
     ScriptManager,
     ScriptRuntimeError,
     ScriptSystem,
+    WorldApi,
 )
 from tests.ecs.support import ALL, Position
 
@@ -60,7 +61,7 @@ def test_status_of_unknown_script_is_an_error(manager: ScriptManager) -> None:
 
 
 def test_a_trusted_engine_runs_scripts_without_a_sandbox(world: str) -> None:
-    manager = ScriptManager(ScriptEngine(trusted=True))
+    manager = ScriptManager(ScriptEngine(trusted=True), initializers=[WorldApi()])
     esper.add_processor(ScriptSystem(manager, components=[Position]))
     manager.load("baseline", """
         function on_update(self)

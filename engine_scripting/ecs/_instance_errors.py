@@ -1,0 +1,38 @@
+"""The errors world.lua recorded for single instances in one batch, as typed ScriptErrors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine_scripting._lua_text import error_line, text
+from engine_scripting.errors import (
+    ResourceLimitExceeded,
+    ScriptError,
+    ScriptRuntimeError,
+    limit_type_of,
+)
+
+
+def instance_errors(name: str, failures: Any) -> list[ScriptError]:
+    """The errors world.lua recorded for single instances in one batch, typed."""
+    found: list[ScriptError] = []
+    for index in range(1, len(failures) + 1):
+        item = failures[index]
+        kind = item[b"kind"]
+        entity = item[b"entity"]
+        callback = text(item[b"callback"])
+        message = text(item[b"message"])
+        first_line, _, traceback = message.partition("\n")
+        if kind in (b"memory", b"recursion"):
+            limit = limit_type_of(kind)
+            found.append(ResourceLimitExceeded(
+                f"{name}: {limit} limit exceeded in {callback} ({first_line})",
+                limit_type=limit, script=name, entity=entity, callback=callback,
+                traceback=traceback or None,
+            ))
+        else:
+            found.append(ScriptRuntimeError(
+                first_line, script=name, line=error_line(first_line),
+                traceback=traceback or None, entity=entity, callback=callback,
+            ))
+    return found

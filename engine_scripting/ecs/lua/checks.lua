@@ -1,0 +1,117 @@
+-- checks.lua: the checks of the ECS API that depend on nothing but the caps: value kinds,
+-- NaN/inf, text and payload caps, and the host statuses turned into errors. Installed once,
+-- trusted, by WorldApi (the manager's context initializer; see _world_api.py), before batch.lua
+-- and world.lua; world.lua binds what it uses into locals once, at install time.
+-- Uses: the sandbox kit (original functions) and the caps (_world_api.py's WORLD_CAPS).
+-- Provides: `unknown_entity`, `field_value`, `field_values`, `copy_payload`.
+--
+-- The checks that need the calling context (the entity whose callback runs, the attached host,
+-- the known components: `deny`, `need_world`, `check_entity`, `check_component`) live in
+-- world.lua beside that state. Every error level below counts from the function that raises
+-- it, so the world API's call chain decides what a script's error points at, as before.
+local kit, caps = ...
+
+local type, error, next, rawset, tostring =
+  kit.type, kit.error, kit.next, kit.rawset, kit.tostring
+local s_format, s_len, s_sub, m_type, utf8_len, huge =
+  kit.s_format, kit.s_len, kit.s_sub, kit.m_type, kit.utf8_len, kit.huge
+
+local MAX_TEXT = caps.max_text                -- bytes in one str field or payload string
+local MAX_PAYLOAD_ITEMS = caps.max_payload_items
+local MAX_PAYLOAD_DEPTH = caps.max_payload_depth
+-- what the host's functions answer (_batch.py)
+local HOST_FAILURE = caps.status.host_failure
+
+-- host statuses: DONE, MISSING (no such component, or queue full), UNKNOWN_ENTITY, HOST_FAILURE
+local function unknown_entity(fname, entity, status)
+  if status == HOST_FAILURE then
+    error(s_format("world.%s failed in the host (the failure is logged)", fname), 3)
+  end
+  error(s_format("world.%s: unknown entity %d", fname, entity), 3)
+end
+
+-- A value for one field, converted to its kind, or an error naming what is wrong.
+local function field_value(cname, field, kind, value, level)
+  if kind == "float" then
+    if type(value) ~= "number" then
+      error(s_format("%s.%s must be a number, not %s", cname, field, type(value)), level)
+    end
+    if value ~= value or value == huge or value == -huge then
+      error(s_format("%s.%s must be a finite number", cname, field), level)
+    end
+    return value + 0.0
+  elseif kind == "int" then
+    if m_type(value) ~= "integer" then
+      error(s_format("%s.%s must be an integer, not %s", cname, field,
+        m_type(value) or type(value)), level)
+    end
+    return value
+  elseif kind == "bool" then
+    if type(value) ~= "boolean" then
+      error(s_format("%s.%s must be a boolean, not %s", cname, field, type(value)), level)
+    end
+    return value
+  end
+  if type(value) ~= "string" then
+    error(s_format("%s.%s must be a string, not %s", cname, field, type(value)), level)
+  end
+  if s_len(value) > MAX_TEXT then
+    error(s_format("%s.%s is longer than %d bytes", cname, field, MAX_TEXT), level)
+  end
+  if utf8_len(value) == nil then
+    error(s_format("%s.%s is not valid UTF-8", cname, field), level)
+  end
+  return value
+end
+
+-- Validated field values of a component, by field position (nil: not given). Reads the
+-- script's table raw, so metamethods cannot show the check one value and the write another.
+local function field_values(component, fields, level)
+  if type(fields) ~= "table" then
+    error(s_format("fields of %s must be a table, not %s", component.name, type(fields)), level)
+  end
+  local values, position, kinds = {}, component.position, component.kinds
+  for field, value in next, fields do
+    local at = type(field) == "string" and position[field]
+    if not at then
+      error(s_format("%s has no field '%s'", component.name, s_sub(tostring(field), 1, 64)),
+        level)
+    end
+    values[at] = field_value(component.name, field, kinds[at], value, level + 1)
+  end
+  return values
+end
+
+-- A plain-data copy of an event payload: tables, strings, numbers, booleans; capped in size.
+local function copy_payload(value, depth, budget)
+  local kind = type(value)
+  if kind == "string" then
+    if s_len(value) > MAX_TEXT then error("event payload string longer than " .. MAX_TEXT, 0) end
+    return value
+  elseif kind == "number" then
+    if value ~= value then error("event payload holds NaN", 0) end
+    return value
+  elseif kind == "boolean" then
+    return value
+  elseif kind ~= "table" then
+    error("event payload cannot hold a " .. kind, 0)
+  end
+  if depth > MAX_PAYLOAD_DEPTH then
+    error("event payload nested deeper than " .. MAX_PAYLOAD_DEPTH .. " tables", 0)
+  end
+  local copy = {}
+  for k, v in next, value do
+    budget[1] = budget[1] - 1
+    if budget[1] < 0 then error("event payload has more than " .. MAX_PAYLOAD_ITEMS .. " items", 0) end
+    local key_kind = type(k)
+    if key_kind ~= "string" and m_type(k) ~= "integer" then
+      error("event payload keys must be strings or integers", 0)
+    end
+    if key_kind == "string" and s_len(k) > MAX_TEXT then error("event payload key too long", 0) end
+    rawset(copy, k, copy_payload(v, depth + 1, budget))
+  end
+  return copy
+end
+
+return {unknown_entity = unknown_entity, field_value = field_value,
+        field_values = field_values, copy_payload = copy_payload}
