@@ -5,6 +5,8 @@ The rooms: ``engine_scripting.engine`` (execution), ``engine_scripting.manager``
 is re-exported here.
 """
 
+import logging
+
 from engine_scripting.ecs import (
     Console,
     ConsoleMessage,
@@ -27,6 +29,9 @@ from engine_scripting.errors import (
 )
 from engine_scripting.manager import ScriptManager, ScriptStatus
 from engine_scripting.permissions import Permissions
+
+# a game that configures no logging sees nothing of the library's (engine_scripting/_log.py)
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "CallAbandoned",

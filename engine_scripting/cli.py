@@ -20,8 +20,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-
 from engine_scripting.demo.runner import (
     DEMO_LIMITS,
     HEADLESS_FRAMES,
@@ -140,17 +138,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # the demo shows script errors on screen and in its report; logs would drown them
     level = logging.CRITICAL if args.command == "demo" and not args.verbose else logging.WARNING
-    structlog.configure(
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
-    if args.command == "run":
-        return _run(args)
-    if args.command == "bench":
-        return _bench(args)
-    if args.command == "demo":
-        return _demo(args)
-    return 2  # pragma: no cover - argparse requires a command
+    # the library logs through the standard logging module (engine_scripting/_log.py): show its
+    # warnings and errors on stderr for the length of the command
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    package = logging.getLogger("engine_scripting")
+    previous = package.level
+    package.addHandler(handler)
+    package.setLevel(level)
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "bench":
+            return _bench(args)
+        if args.command == "demo":
+            return _demo(args)
+        return 2  # pragma: no cover - argparse requires a command
+    finally:
+        package.removeHandler(handler)
+        package.setLevel(previous)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ from typing import TypeVar
 import esper
 import lupa.lua54 as lua54
 
+from engine_scripting.bench.queries import QueryFigures, describe
+from engine_scripting.bench.queries import measure as measure_queries
+from engine_scripting.bench.queries import targets as query_targets
 from engine_scripting.bench.scenes import LIMITS, SCENES, build_scene, drop_scene
 from engine_scripting.bench.workloads import WORKLOADS
 from engine_scripting.ecs import WorldApi
@@ -68,6 +71,7 @@ class Report:
     context_us: float = 0.0
     context_kib: float = 0.0
     profiling_ratio: float = 0.0
+    queries: QueryFigures | None = None   # world.query and world.nearest (queries.py)
 
     def as_dict(self) -> dict[str, object]:
         """Plain data, for JSON."""
@@ -264,6 +268,8 @@ def evaluate(report: Report) -> None:
     geomean = math.exp(sum(math.log(r) for r in report.compute.values()) / len(report.compute))
     report.targets.append(Target(
         "compute", geomean, 1.05, "geometric mean, sandboxed vs plain lupa.lua54.LuaRuntime"))
+    if report.queries is not None:
+        report.targets.extend(Target(*row) for row in query_targets(report.queries))
 
 
 def run(quick: bool, progress: Callable[[str], None]) -> Report:
@@ -277,6 +283,7 @@ def run(quick: bool, progress: Callable[[str], None]) -> Report:
     measure_compute(3 if quick else 15, report)
     progress("loading scripts")
     measure_loading(200 if quick else 1000, report)
+    report.queries = measure_queries(2000 if quick else 10000, 9 if quick else 31, progress)
     evaluate(report)
     return report
 
@@ -301,6 +308,8 @@ def format_report(report: Report) -> str:
                  f"and {report.load_kib_each:.1f} KiB each")
     lines.append(f"per-script profiling on vs off (empty scene, 100 entities): "
                  f"{report.profiling_ratio:.3f}")
+    if report.queries is not None:
+        lines.extend(describe(report.queries))
     lines.append("")
     lines.append(f"{'figure':<18}{'measured':>10}{'target':>9}  {'':<4}detail")
     for t in report.targets:

@@ -60,11 +60,12 @@ class Renderer:
             radius = max(1, int(look.size * 2.2))
             pygame.draw.circle(screen, colour, (x, y), radius)
             link = esper.try_component(entity, Script)
-            if link is not None and link.name in disabled:
+            stopped = [name for name in link.names if name in disabled] if link else []
+            if stopped:
                 cross = radius + 5
                 pygame.draw.line(screen, BAD, (x - cross, y - cross), (x + cross, y + cross), 2)
                 pygame.draw.line(screen, BAD, (x - cross, y + cross), (x + cross, y - cross), 2)
-                self._text(link.name, (x - 18, y + cross + 2), BAD, small=True)
+                self._text("+".join(stopped), (x - 18, y + cross + 2), BAD, small=True)
         entities = len(esper.get_component(Position))
         self._text(f"scene: {scene}    tick {tick}    entities {entities}", (8, FIELD + 8), TEXT)
         self._stats(statuses)

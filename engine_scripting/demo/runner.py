@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import esper
 
 from engine_scripting.demo.console_view import compress_console
-from engine_scripting.demo.scenes import COMPONENTS, SCENES, load_scripts
+from engine_scripting.demo.scenes import COMPONENTS, SCENES, SPATIAL, load_scripts
 from engine_scripting.ecs import Console, ScriptSystem, WorldApi
 from engine_scripting.engine import ScriptEngine, ScriptResourceLimits
 from engine_scripting.manager import ScriptManager, ScriptStatus
@@ -68,7 +68,10 @@ def run_scene(name: str, *, frames: int | None, headless: bool, snapshot: str | 
     renderer = _renderer(scene.name, headless) if render or snapshot else None
     try:
         load_scripts(manager, scene)
-        esper.add_processor(ScriptSystem(manager, components=COMPONENTS))
+        system = ScriptSystem(manager, components=COMPONENTS, spatial=SPATIAL)
+        for template, components, script in scene.templates:
+            system.register_template(template, components=components, script=script)
+        esper.add_processor(system)
         scene.populate(random.Random(seed))
         clock = _clock(renderer, headless)
         frame = 0

@@ -1,11 +1,12 @@
 """The demo scenes: which scripts each loads, with which grants, and the entities it starts with.
 
 1. fountain: a spawner script and hundreds of particle scripts that end themselves;
-2. hunt: predators and prey whose scripts only talk through events;
+2. hunt: predators find the nearest prey through the spatial index (world.nearest) and tell it
+   it was caught with a targeted event; a nest spawns new prey from a host template;
 3. rogue: well-behaved orbiters beside hostile scripts (an infinite loop, a memory bomb, a
    permission violation, escape attempts, a console flood) that are stopped and disabled. They
    come from the catalogue of hostile scripts (engine_scripting/bench/hostile), files and
-   grants alike.
+   grants alike; and a cheating mod whose plausible grants stop its cheats (cheater.lua).
 """
 
 from __future__ import annotations
@@ -51,7 +52,15 @@ class Life:
     remaining: float = 1.0
 
 
-COMPONENTS = (Position, Velocity, Appearance, Life)
+@dataclass(slots=True)
+class Prey:
+    """Marks what predators hunt."""
+
+    caught: bool = False
+
+
+COMPONENTS = (Position, Velocity, Appearance, Life, Prey)
+SPATIAL = ("Position", "x", "y")
 BODY = frozenset({"Position", "Velocity", "Appearance", "Life"})
 
 
@@ -76,6 +85,8 @@ class Scene:
     description: str
     scripts: tuple[DemoScript, ...]
     populate: Callable[[random.Random], None]
+    # host templates scripts may spawn from: (name, components, script)
+    templates: tuple[tuple[str, tuple[object, ...], str | None], ...] = ()
 
 
 def script_path(name: str) -> Path:
@@ -96,11 +107,15 @@ def _fountain(rng: random.Random) -> None:
 def _hunt(rng: random.Random) -> None:
     esper.create_entity(Position(50.0, 50.0), Appearance(150, 110, 60, 4.0), Script("nest"))
     for _ in range(40):
-        esper.create_entity(Position(rng.uniform(5, 95), rng.uniform(5, 95)),
-                            Appearance(120, 220, 120, 1.5), Script("prey"))
+        esper.create_entity(Position(rng.uniform(5, 95), rng.uniform(5, 95)), *_prey_body(),
+                            Script("prey"))
     for _ in range(4):
         esper.create_entity(Position(rng.uniform(5, 95), rng.uniform(5, 95)),
                             Appearance(240, 80, 60, 2.0), Script("predator"))
+
+
+def _prey_body() -> tuple[object, ...]:
+    return Appearance(120, 220, 120, 1.5), Prey()
 
 
 # names in the catalogue of hostile scripts
@@ -116,6 +131,7 @@ def _rogue(rng: random.Random) -> None:
     for index, name in enumerate(ROGUES):
         esper.create_entity(Position(12.0 + index * 19, 92.0), Appearance(255, 70, 70, 2.5),
                             Script(name))
+    esper.create_entity(Position(50.0, 50.0), Appearance(255, 200, 0, 2.5), Script("cheater"))
 
 
 _SELF_BODY = Permissions(read=BODY, write=BODY, destroy=True)
@@ -128,20 +144,22 @@ SCENES: MappingProxyType[str, Scene] = MappingProxyType({
         _fountain,
     ),
     "hunt": Scene(
-        "hunt", "predators and prey whose scripts only talk through events",
+        "hunt", "predators find the nearest prey (spatial index); a nest respawns it",
         (DemoScript("prey", Permissions(read={"Position"}, write={"Position"}, destroy=True,
-                                        emit={"prey_here", "prey_eaten"})),
-         DemoScript("predator", Permissions(read={"Position"}, write={"Position", "Appearance"},
-                                            emit={"caught"})),
-         DemoScript("nest", Permissions(read={"Position", "Appearance"},
-                                        write={"Position", "Appearance"}, spawn=True,
-                                        destroy=True, emit={"prey_here", "prey_eaten"}))),
+                                        emit={"prey_eaten": "any", "prey_gone": "self"})),
+         DemoScript("predator", Permissions(read={"Position", "Prey"}, read_scope="any",
+                                            write={"Position": None, "Appearance": {"size"}},
+                                            emit={"caught": "any"})),
+         DemoScript("nest", Permissions(write={"Position"}, templates={"prey"}))),
         _hunt,
+        (("prey", (Position(50.0, 50.0), *_prey_body()), "prey"),),
     ),
     "rogue": Scene(
         "rogue", "hostile mods (loop, memory bomb, theft, escapes, flood) beside good scripts",
         (DemoScript("orbiter", Permissions(read={"Position"}, write={"Position"})),
-         *(DemoScript(name, HOSTILE[name].grants, HOSTILE[name].path) for name in ROGUES)),
+         *(DemoScript(name, HOSTILE[name].grants, HOSTILE[name].path) for name in ROGUES),
+         DemoScript("cheater", Permissions(read={"Position"}, read_scope="any",
+                                           write={"Position"}, emit={"score"}))),
         _rogue,
     ),
 })

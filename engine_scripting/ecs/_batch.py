@@ -65,6 +65,9 @@ class BatchColumns:
         # slot of the kept instance list (``self._unsent`` where it holds none)
         self._mirrors: dict[int, list[list[Any]]] = {}
         self._unsent = object()
+        # query.lua's store writes back through the same pull, under negative component
+        # indices: its host side (_query.QueryHost) takes those and forgets with this
+        self.store: Any = None
 
     def start_batch(self, entities: list[int]) -> None:
         """Name the script's instances for the next batch, in world.lua's order."""
@@ -104,6 +107,8 @@ class BatchColumns:
         """batch.lua's columns may hold values the host never received: send everything next
         time."""
         self._mirrors.clear()
+        if self.store is not None:
+            self.store.forget_mirrors()
 
     def fetch(self, index: int, total: int, first: int, count: int, fresh: bool) -> object:
         """Component ``index`` of instances ``first .. first + count - 1`` of the batch, in
@@ -157,6 +162,8 @@ class BatchColumns:
         ``first`` is positive, else the ``count`` slot numbers that open ``flat``; then
         ``flat`` holds one column of ``count`` values per field.
         """
+        if index < 0 and self.store is not None:
+            return int(self.store.write_back(-index, fields, count, first, flat))
         try:
             schema = self._schemas[index - 1]
             names, kinds = schema.fields, schema.kinds

@@ -1,6 +1,7 @@
 """WorldBindings: the Python functions behind one script's ``world`` API in one ScriptSystem.
 
-The batch cache's host side (fetching columns, writing changes back) is in _batch.py.
+The batch cache's host side (fetching columns, writing changes back) is in _batch.py, the
+query store's (world.query) in _query.py, world.within/nearest's in _spatial.py.
 
 world.lua has already checked argument types, names, value kinds, caps, permissions and scope
 before any of these run. They read and write the current esper world directly (no copies
@@ -15,15 +16,18 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import esper
-import structlog
 
+from engine_scripting._log import get_logger
 from engine_scripting.ecs._batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY, BatchColumns
 from engine_scripting.ecs._components import ConsoleLevel, Script, ScriptEvent
 from engine_scripting.ecs._events import payload_sizes
+from engine_scripting.ecs._query import QueryHost
 from engine_scripting.ecs._schema import ComponentSchema, FieldKind
+from engine_scripting.ecs._spatial import SpatialBindings, SpatialIndex
+from engine_scripting.ecs._templates import TemplateError, TemplateRegistry
 from engine_scripting.engine import to_python
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 def _checked(kind: FieldKind, value: object) -> object:
     if kind == "float":
@@ -46,13 +50,15 @@ def _checked(kind: FieldKind, value: object) -> object:
 # What each host function gives Lua when it cannot run (see ScriptContext.gated): values lupa
 # pushes without allocating, in ``WorldBindings.functions`` order
 REFUSED = (HOST_FAILURE, HOST_FAILURE, HOST_FAILURE, None, HOST_FAILURE, HOST_FAILURE, None,
-           MISSING)
+           MISSING, *(HOST_FAILURE,) * 5)
 
 
 class WorldHost(Protocol):
     """What the world API needs of the processor that runs it (the ScriptSystem)."""
 
     max_spawns_per_tick: int
+    templates: TemplateRegistry
+    spatial: SpatialIndex | None   # world.within/nearest (ScriptSystem(spatial=...))
 
     def is_script_entity(self, entity: object) -> bool:
         """Whether scripts may address ``entity`` (it exists and is not a resource)."""
@@ -85,11 +91,15 @@ class WorldBindings:
         # what this script's queued events may carry per tick (its memory limit)
         self.max_event_bytes = 1 << 62
         self.batch = BatchColumns(schemas, self._failed)
+        self.query = QueryHost(schemas, self.batch, self._failed)  # world.query's store
+        self.batch.store = self.query
+        self.spatial = SpatialBindings(system.spatial, schemas, self._failed)
 
     def functions(self) -> tuple[Callable[..., Any], ...]:
         """The host functions, in world.lua's ``attach`` order."""
         return (self.get, self.set, self.has, self.spawn, self.destroy, self.emit, self.print,
-                self.batch.fetch)
+                self.batch.fetch, self.query.start, self.query.pull, self.spatial.component,
+                self.spatial.within, self.spatial.nearest)
 
     def get(self, entity: int, index: int) -> object:
         try:
@@ -126,40 +136,71 @@ class WorldBindings:
         except Exception as error:
             return self._failed("has", entity, error)
 
-    def spawn(self, source: int | None, parts: Any, script: bytes | None) -> object:
+    def spawn(self, source: int | None, parts: Any, script: Any,
+              template: bytes | None = None, granted: bool = False) -> object:
+        """A new entity from ``parts`` (component values by schema index; world.lua checked
+        them and the grants it can), with ``script``; or from ``template`` with ``parts`` as
+        overrides (``granted``: world.lua found the template in the script's grants). Returns
+        the entity, or None and the problem ("permission" for a denial)."""
         try:
             system = self._system
+            found = None
+            if template is not None:
+                name = template.decode("utf-8", "replace")
+                found = system.templates.get(name)
+                if found is None:
+                    return None, f"unknown template {name[:64]!r}".encode("utf-8", "replace")
+                if granted is not True:
+                    return None, b"permission"
             if self.spawned_this_tick >= system.max_spawns_per_tick:
                 limit = system.max_spawns_per_tick
                 return None, f"spawn limit of {limit} per tick reached".encode()
-            name = None if script is None else script.decode("utf-8", "replace")
-            if name is not None:
-                problem = system.spawn_check(self._script, name)
+            named = to_python(script)   # world.lua gave a name or an array of names, each once
+            linked = ((named,) if isinstance(named, str)
+                      else tuple(map(str, named)) if isinstance(named, list) else ())
+            if linked and found is None:
+                problem = next(filter(None, (system.spawn_check(self._script, name)
+                                             for name in linked)), None)
                 if problem is not None:
                     return None, problem.encode()
-            components: list[object] = []
-            for schema in self._schemas:
-                values = parts[schema.index]
-                if values is None:
-                    continue
-                kwargs = {}
-                for position, (field, kind) in enumerate(zip(schema.fields, schema.kinds,
-                                                              strict=True), start=1):
-                    value = values[position]
-                    if value is not None:
-                        kwargs[field] = _checked(kind, value)
+            values = self._spawn_values(parts)
+            if found is not None:
                 try:
-                    components.append(schema.component_type(**kwargs))
-                except Exception as error:
-                    problem = f"could not create {schema.name}: {error}"
-                    return None, problem.encode("utf-8", "replace")
-            if name is not None:
-                components.append(Script(name))
+                    components = found.build({schema.component_type: kwargs
+                                              for schema, kwargs in values})
+                except TemplateError as error:
+                    return None, str(error).encode("utf-8", "replace")
+            else:
+                components = []
+                for schema, kwargs in values:
+                    try:
+                        components.append(schema.component_type(**kwargs))
+                    except Exception as error:
+                        problem = f"could not create {schema.name}: {error}"
+                        return None, problem.encode("utf-8", "replace")
+                if linked:
+                    components.append(Script(*linked))
             self.spawned_this_tick += 1
             return esper.create_entity(*components)
         except Exception as error:
             self._failed("spawn", source, error)
             return None, b"failed in the host (the failure is logged)"
+
+    def _spawn_values(self, parts: Any) -> list[tuple[ComponentSchema, dict[str, object]]]:
+        """The field values of each component given to a spawn, re-checked."""
+        given: list[tuple[ComponentSchema, dict[str, object]]] = []
+        for schema in self._schemas:
+            values = parts[schema.index]
+            if values is None:
+                continue
+            kwargs = {}
+            for position, (field, kind) in enumerate(zip(schema.fields, schema.kinds,
+                                                          strict=True), start=1):
+                value = values[position]
+                if value is not None:
+                    kwargs[field] = _checked(kind, value)
+            given.append((schema, kwargs))
+        return given
 
     def destroy(self, entity: int) -> int:
         try:

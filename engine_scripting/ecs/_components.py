@@ -9,16 +9,44 @@ from typing import Literal
 ConsoleLevel = Literal["info", "warning", "error"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Script:
-    """Attaches the script loaded under ``name`` in the ScriptManager to an entity.
+    """Attaches the scripts loaded under ``names`` in the ScriptManager to an entity:
+    ``Script("mover")``, or ``Script("mover", "shooter")`` for several, each with its own
+    instance (its own ``self``) on the entity. Scripts run in load order, whatever the order here.
 
-    This component is the only link between entities and scripts. Removing it (or the entity)
-    ends the instance; ``on_destroy`` runs at the next tick. It is immutable: to switch an
-    entity to another script, add a new ``Script`` component (esper then sees the change).
+    This component is the only link between entities and scripts (esper holds one component of
+    a type per entity, hence one component for several scripts). Removing it (or the entity)
+    ends the instances; ``on_destroy`` runs at the next tick. It is immutable: to switch an
+    entity to other scripts, add a new ``Script`` component (esper then sees the change); the
+    scripts in both keep their instances.
+
+    Raises TypeError for a name that is not a str, ValueError for no name, an empty name or a
+    name given twice.
     """
 
-    name: str
+    names: tuple[str, ...]
+
+    def __init__(self, *names: str) -> None:
+        if not names:
+            raise ValueError("Script needs at least one script name")
+        for name in names:
+            if not isinstance(name, str):
+                raise TypeError(f"a script name must be a str, not {type(name).__name__}")
+            if not name:
+                raise ValueError("a script name must not be empty")
+        if len(set(names)) != len(names):
+            twice = sorted({name for name in names if names.count(name) > 1})
+            raise ValueError(f"Script names a script twice: {', '.join(map(repr, twice))}")
+        object.__setattr__(self, "names", tuple(names))
+
+    @property
+    def name(self) -> str:
+        """The script's name, when the component names exactly one; with several it raises
+        ValueError (code that reads one name would silently miss the others: use ``names``)."""
+        if len(self.names) != 1:
+            raise ValueError(f"this Script names {len(self.names)} scripts: read .names")
+        return self.names[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +133,17 @@ class Console:
 
 @dataclass(frozen=True, slots=True)
 class ScriptEvent:
-    """An event a script emitted: delivered at the start of the next tick.
+    """An event a script emitted, or the host sent: delivered at the start of the next tick.
 
     ``target`` None means every running instance. ``payload`` is a plain-data copy.
+    ``source_entity`` is the emitting instance's entity (the receivers' ``sender``) and
+    ``source_script`` its script; both are None for an event the host sent (``system.send``).
     """
 
     name: str
     payload: object
     source_entity: int | None
-    source_script: str
+    source_script: str | None
     target: int | None
     # events.payload_sizes of the payload when already known (the world API measures it)
     sizes: tuple[int, int] | None = field(default=None, compare=False, repr=False)
@@ -125,16 +155,21 @@ class EventQueue:
 
     Scripts share it: one script's events may take ``per_script`` places at most (a quarter of
     ``maxlen`` unless set), and as many payload bytes as the script's own memory limit, so a
-    flooding script cannot starve its neighbours. Host code's events have no share.
+    flooding script cannot starve its neighbours. ``host_share`` places (an eighth of
+    ``maxlen`` unless set) are the host's: scripts' events together take at most ``maxlen -
+    host_share`` places, so flooding scripts cannot starve the host's events either. The host's
+    events (offered without ``max_bytes``) may take any free place.
     """
 
     maxlen: int = 1024
     per_script: int = 0
+    host_share: int = 0
     pending: deque[ScriptEvent] = field(init=False)
-    _held: dict[str, tuple[int, int]] = field(init=False)
+    _held: dict[str | None, tuple[int, int]] = field(init=False)
+    _from_scripts: int = field(init=False)
 
     def __post_init__(self) -> None:
-        for name in ("maxlen", "per_script"):
+        for name in ("maxlen", "per_script", "host_share"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, not {value!r}")
@@ -142,21 +177,30 @@ class EventQueue:
             raise ValueError(f"maxlen must be a positive int, not {self.maxlen!r}")
         if self.per_script == 0:
             self.per_script = max(1, self.maxlen // 4)
+        if self.host_share == 0:
+            self.host_share = min(max(1, self.maxlen // 8), self.maxlen - 1)
+        if self.host_share >= self.maxlen and self.maxlen > 1:
+            raise ValueError(f"host_share must leave scripts a place: {self.host_share} >= "
+                             f"maxlen {self.maxlen}")
         self.pending = deque()
         self._held = {}
+        self._from_scripts = 0
 
     def offer(self, event: ScriptEvent, *, size: int = 0, max_bytes: int | None = None) -> bool:
         """Queue ``event``; False when the queue is full (the event is refused, not dropped).
 
         ``max_bytes`` given: the event comes from a script, ``event.source_script``, and counts
-        against that script's share, with ``size`` bytes of its ``max_bytes`` per tick."""
+        against that script's share, with ``size`` bytes of its ``max_bytes`` per tick, and
+        against the places scripts may take together. Without it, the event is the host's."""
         if len(self.pending) >= self.maxlen:
             return False
         if max_bytes is not None:
             count, held_bytes = self._held.get(event.source_script, (0, 0))
-            if count >= self.per_script or held_bytes + size > max_bytes:
+            if (count >= self.per_script or held_bytes + size > max_bytes
+                    or self._from_scripts >= self.maxlen - self.host_share):
                 return False
             self._held[event.source_script] = (count + 1, held_bytes + size)
+            self._from_scripts += 1
         self.pending.append(event)
         return True
 
@@ -165,4 +209,5 @@ class EventQueue:
         events = list(self.pending)
         self.pending.clear()
         self._held.clear()
+        self._from_scripts = 0
         return events

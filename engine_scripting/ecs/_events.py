@@ -1,6 +1,8 @@
 """Event routing for the ScriptSystem: which script receives which queued event.
 
-Provides ``route`` and ``payload_sizes``. Uses ``components.ScriptEvent``.
+Provides ``group_links`` (entities by script, and scripts by entity), ``deliver`` and ``route``,
+the receivers' and senders' budgets (``budgets``) and ``payload_sizes``. Uses
+``components.ScriptEvent`` and ``components.Script``, and reads the manager's records.
 
 Delivering an event converts its payload into every receiving script's Lua state, before the
 receiver's tick runs and outside its memory limit, and the script copies it for each receiving
@@ -15,7 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from engine_scripting.ecs._components import ScriptEvent
+from engine_scripting.ecs._components import ConsoleLevel, Script, ScriptEvent
+from engine_scripting.manager import ScriptManager
 
 # Estimated Lua memory: a string's header, a table's header and one hash entry, a scalar slot
 _STRING_BYTES = 40
@@ -25,6 +28,10 @@ _EVENT_BYTES = 200   # the event's own tables and its name in the receiving stat
 _TARGET_BYTES = 32   # one (target, event number) pair
 # on_event calls one receiving script gets per tick at most (their time is the receiver's)
 MAX_DELIVERIES = 8192
+# Estimated table bytes the receiver's instances may copy per second of its time budget: its
+# state copies about 100-190 MB/s of them (measured), so the copies take at most about a
+# quarter of its budget
+COPY_BYTES_PER_S = 25_000_000
 
 
 def payload_sizes(payload: object) -> tuple[int, int]:
@@ -53,31 +60,96 @@ Routed = dict[str, tuple[list[object], list[int]]]
 EVERY_INSTANCE = 0
 
 
+def group_links(source: Iterable[tuple[int, Script]],
+                ) -> tuple[dict[str, list[int]], dict[int, tuple[str, ...]]]:
+    """The entities of each script name, ascending when ``source`` is (esper's Script query),
+    and the script names of each entity (an entity may run several scripts)."""
+    links: dict[str, list[int]] = {}
+    script_of: dict[int, tuple[str, ...]] = {}
+    for entity, link in source:
+        names = script_of[entity] = link.names
+        for name in names:
+            entities = links.get(name)
+            if entities is None:
+                links[name] = [entity]
+            else:
+                entities.append(entity)
+    return links, script_of
+
+
+def deliver(events: list[ScriptEvent], links: dict[str, list[int]],
+            script_of: dict[int, tuple[str, ...]], manager: ScriptManager,
+            console_write: Callable[[str, None, str, ConsoleLevel], None]) -> Routed:
+    """Per script: the events its instances receive this tick (``route``, within the budgets
+    of ``budgets``); a script that missed some hears of it on the console."""
+    if not events:
+        return {}
+    routed, dropped = route(events, links, script_of, *budgets(manager))
+    for name, count in dropped.items():
+        console_write(name, None, f"{count} events not delivered: copying them for every "
+                      "receiving instance would take more than the script's share of its memory "
+                      "or time", "warning")
+    return routed
+
+
+def budgets(manager: ScriptManager) -> tuple[Callable[[str], int],
+                                             Callable[[str | None], int],
+                                             Callable[[str], int]]:
+    """What this tick's deliveries may add to a receiving script's state (half its memory
+    limit, less what it uses already), the bytes one sender's events may convert into all
+    receivers (an eighth of its memory limit; the host's: no bound), and the table bytes a
+    receiver's instances may copy in its tick (``COPY_BYTES_PER_S`` of its time budget), for
+    ``route``."""
+    def allowance(name: str) -> int:
+        record = manager.running(name)
+        if record is None or record.context.closed or record.context.dead:
+            return 0
+        limits = record.context.limits
+        if limits is None:
+            return 1 << 62
+        return max(0, limits.max_memory_bytes // 2 - record.context.memory_used)
+
+    def fan_out(name: str | None) -> int:
+        record = manager.running(name) if name is not None else None
+        limits = record.context.limits if record is not None else None
+        return limits.max_memory_bytes // 8 if limits else 1 << 62
+
+    def copying(name: str) -> int:
+        record = manager.running(name)
+        limits = record.context.limits if record is not None else None
+        return int(limits.max_execution_time_s * COPY_BYTES_PER_S) if limits else 1 << 62
+
+    return allowance, fan_out, copying
+
+
 def route(events: Iterable[ScriptEvent], links: dict[str, list[int]],
-          allowance: Callable[[str], int],
-          fan_out: Callable[[str], int]) -> tuple[Routed, dict[str, int]]:
+          script_of: dict[int, tuple[str, ...]], allowance: Callable[[str], int],
+          fan_out: Callable[[str | None], int],
+          copying: Callable[[str], int] | None = None) -> tuple[Routed, dict[str, int]]:
     """Per receiving script: the events its instances receive (each once, as ``[name,
-    payload]``) and (target entity, event number) pairs, numbered from 1 as Lua sees them, the
-    target ``EVERY_INSTANCE`` for a broadcast; and per script, how many events it missed.
+    payload, sender]``, the sender None for the host's) and (target entity, event number)
+    pairs, numbered from 1 as Lua sees them, the target ``EVERY_INSTANCE`` for a broadcast;
+    and per script, how many events it missed. An event sent to an entity reaches each of the
+    scripts it runs (``script_of``, as ``group_links`` returns it).
 
     A script receives an event only while every copy its instances get fits in what is left of
     ``allowance(script)`` bytes, and while the sender's copies to all receiving scripts fit in
     ``fan_out(sender)`` bytes for the tick (each receiving script converts its own), and while
-    its instances' deliveries stay within MAX_DELIVERIES for the tick."""
-    script_of = {entity: name for name, entities in links.items() for entity in entities}
+    its instances' deliveries stay within MAX_DELIVERIES for the tick, and while the tables
+    they copy fit in ``copying(script)`` bytes (their time is the receiver's)."""
     routed: Routed = {}
     left: dict[str, int] = {}
-    sent: dict[str, int] = {}
+    sent: dict[str | None, int] = {}
     dropped: dict[str, int] = {}
     calls_left: dict[str, int] = {}
+    copy_left: dict[str, int] = {}
     for event in events:
         strings, tables = event.sizes or payload_sizes(event.payload)
         size = _EVENT_BYTES + len(event.name) + strings + tables
         if event.target is None:
             receivers = [(name, EVERY_INSTANCE, len(entities)) for name, entities in links.items()]
         else:
-            name = script_of.get(event.target)
-            receivers = [] if name is None else [(name, event.target, 1)]
+            receivers = [(name, event.target, 1) for name in script_of.get(event.target, ())]
         source = event.source_script
         for name, target, copies in receivers:
             room = left.get(name)
@@ -88,13 +160,17 @@ def route(events: Iterable[ScriptEvent], links: dict[str, list[int]],
                 spent = fan_out(source)
             cost = size + (tables + _TABLE_BYTES) * copies + _TARGET_BYTES
             calls = calls_left.get(name, MAX_DELIVERIES)
-            if cost > room or size > spent or copies > calls:
-                left[name] = room
+            to_copy = copy_left.get(name)
+            if to_copy is None:
+                to_copy = copying(name) if copying is not None else 1 << 62
+            copied = (tables + _TABLE_BYTES) * copies
+            if cost > room or size > spent or copies > calls or copied > to_copy:
+                left[name], copy_left[name] = room, to_copy
                 dropped[name] = dropped.get(name, 0) + 1
                 continue
             left[name], sent[source] = room - cost, spent - size
-            calls_left[name] = calls - copies
+            calls_left[name], copy_left[name] = calls - copies, to_copy - copied
             script_events, pairs = routed.setdefault(name, ([], []))
-            script_events.append([event.name, event.payload])
+            script_events.append([event.name, event.payload, event.source_entity])
             pairs.extend((target, len(script_events)))
     return routed, dropped

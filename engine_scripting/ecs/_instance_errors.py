@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine_scripting._lua_text import error_line, text
+from engine_scripting._lua_text import error_line, split_message, text
 from engine_scripting.errors import (
     ResourceLimitExceeded,
     ScriptError,
@@ -22,17 +22,17 @@ def instance_errors(name: str, failures: Any) -> list[ScriptError]:
         entity = item[b"entity"]
         callback = text(item[b"callback"])
         message = text(item[b"message"])
-        first_line, _, traceback = message.partition("\n")
+        first_line, traceback = split_message(message)
         if kind in (b"memory", b"recursion"):
             limit = limit_type_of(kind)
             found.append(ResourceLimitExceeded(
                 f"{name}: {limit} limit exceeded in {callback} ({first_line})",
                 limit_type=limit, script=name, entity=entity, callback=callback,
-                traceback=traceback or None,
+                traceback=traceback,
             ))
         else:
             found.append(ScriptRuntimeError(
                 first_line, script=name, line=error_line(first_line),
-                traceback=traceback or None, entity=entity, callback=callback,
+                traceback=traceback, entity=entity, callback=callback,
             ))
     return found

@@ -8,26 +8,27 @@ system keeps for it).
 One tick, in order:
 1. the resource entity (Console and EventQueue) is found or created in the current world;
 2. scripts whose files changed are reloaded (every ``hot_reload_interval_s``);
-3. entities with a Script component are grouped by script name;
+3. entities with a Script component are grouped by script name (an entity may run several);
 4. for each enabled script, in load order: if its entities changed, a sync (``_sync``) that
    queues ``on_destroy`` for ended instances and ``on_start`` for new ones; ``on_reload`` if a
    reload was adopted; then in one batch: the events queued during the previous tick
    (``on_event``), the queued ``on_destroy`` and ``on_start`` calls (also those a stopped tick
    left) and ``on_update`` for all; the batch's buffered component writes are then applied;
-5. each script's outcome is recorded in the manager, logged, and errors go to the console.
+5. each script's outcome is recorded in the manager, logged, and errors go to the console;
+6. the host's listeners hear the scripts' events of the tick (``on_event``, _host_messages.py).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import esper
 import lupa.lua54 as lua54
-import structlog
 
+from engine_scripting._log import get_logger
 from engine_scripting.ecs._bindings import REFUSED, WorldBindings
 from engine_scripting.ecs._components import (
     Console,
@@ -37,17 +38,21 @@ from engine_scripting.ecs._components import (
     Script,
     ScriptEvent,
 )
-from engine_scripting.ecs._events import route
+from engine_scripting.ecs._events import deliver, group_links
+from engine_scripting.ecs._host_calls import HostCalls
+from engine_scripting.ecs._host_messages import HostMessages, Listener
 from engine_scripting.ecs._instance_errors import instance_errors
 from engine_scripting.ecs._runs import ScriptRun
 from engine_scripting.ecs._schema import ComponentSchema, build_schemas
+from engine_scripting.ecs._spatial import spatial_index
+from engine_scripting.ecs._templates import TemplateRegistry
 from engine_scripting.ecs._world_api import WORLD_CAPS
 from engine_scripting.ecs._world_initializer import WorldApi, WorldEntries
 from engine_scripting.engine import ScriptContext
 from engine_scripting.errors import CallAbandoned, ScriptError, ScriptRuntimeError
 from engine_scripting.manager import ManagedScript, ScriptManager
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 _CONSOLE_LINE = WORLD_CAPS["max_print"]
 
 
@@ -67,6 +72,8 @@ class ScriptSystem(esper.Processor):
             (between ticks); None turns hot reload off.
         profiling: time each script's tick (the stats in ``ScriptManager.status``). It costs
             two clock reads per script and tick, so it is on by default.
+        spatial: ("Position", "x", "y"[, cell size]) gives scripts world.within/nearest over
+            that component's fields (_spatial.py); None: they have none.
     """
 
     def __init__(
@@ -80,6 +87,7 @@ class ScriptSystem(esper.Processor):
         max_logged_errors: int = 5,
         hot_reload_interval_s: float | None = 0.5,
         profiling: bool = True,
+        spatial: tuple[Any, ...] | None = None,
     ) -> None:
         world_api = next((i for i in manager.initializers if isinstance(i, WorldApi)), None)
         if world_api is None:
@@ -91,6 +99,8 @@ class ScriptSystem(esper.Processor):
         self._world_api = world_api
         self.schemas: tuple[ComponentSchema, ...] = build_schemas(tuple(components))
         self.max_spawns_per_tick = max_spawns_per_tick
+        self.templates = TemplateRegistry()  # spawn templates: see register_template
+        self.spatial = spatial_index(self.schemas, spatial, lambda: self.tick)
         self.max_logged_errors = max_logged_errors
         self.hot_reload_interval_s = hot_reload_interval_s
         self.profiling = profiling
@@ -108,7 +118,12 @@ class ScriptSystem(esper.Processor):
         self._queue: EventQueue | None = None
         self._runs: dict[str, ScriptRun] = {}
         self._links: dict[str, list[int]] = {}
+        self._script_of: dict[int, tuple[str, ...]] = {}
         self._links_source: object = None
+        self.ticking = False   # True while process runs the scripts (no system.call then)
+        self._messages = HostMessages(self)
+        self._calls = HostCalls(self, self._runs, self._messages, self._write_back, self._report,
+                                self._abandoned)
         self._unknown_reported: set[str] = set()
 
     # -- the tick -----------------------------------------------------------------------------
@@ -127,12 +142,11 @@ class ScriptSystem(esper.Processor):
         # as last tick and no script has instances to start or end
         source = esper.get_component(Script)
         if source is not self._links_source:
-            links: dict[str, list[int]] = {}
-            for entity, link in source:
-                links.setdefault(link.name, []).append(entity)
-            self._links, self._links_source = links, source
+            self._links, self._script_of = group_links(source)
+            self._links_source = source
         links = self._links
-        deliveries = self._route(self._queue.take() if self._queue else [], links)
+        deliveries = deliver(self._queue.take() if self._queue else [], links, self._script_of,
+                             self.manager, self.console_write)
         records = [record for name in self.manager.names()
                    if (record := self.manager.running(name)) is not None and record.enabled]
 
@@ -142,7 +156,12 @@ class ScriptSystem(esper.Processor):
             self._run_script(record, links.get(record.name, ()), deliveries.get(record.name),
                              float(dt), source)
 
-        self.manager.engine.run_each(records, run, _context_of, self._abandoned)
+        self.ticking = True
+        try:
+            self.manager.engine.run_each(records, run, _context_of, self._abandoned)
+        finally:
+            self.ticking = False
+        self._messages.flush()
         for name in links:
             if name not in self.manager and name not in self._unknown_reported:
                 self._unknown_reported.add(name)
@@ -284,34 +303,6 @@ class ScriptSystem(esper.Processor):
         """Drop everything the system keeps for a script (the manager unloaded it)."""
         self._runs.pop(name, None)
 
-    def _route(self, events: list[ScriptEvent],
-               links: dict[str, list[int]]) -> dict[str, tuple[list[object], list[int]]]:
-        """Per script: the events its instances receive, within its allowance (_events.py);
-        a script that missed some hears of it on the console."""
-        if not events:
-            return {}
-        routed, dropped = route(events, links, self._event_allowance, self._fan_out)
-        for name, count in dropped.items():
-            self.console_write(name, None, f"{count} events not delivered: they would take more"
-                               " than half the script's memory limit", "warning")
-        return routed
-
-    def _fan_out(self, name: str) -> int:
-        """Bytes one script's events may convert into all receivers per tick (host work)."""
-        limits = (record := self.manager.running(name)) and record.context.limits
-        return limits.max_memory_bytes // 8 if limits else 1 << 62
-
-    def _event_allowance(self, name: str) -> int:
-        """What this tick's deliveries may add to a script's state: half its memory limit,
-        less what it uses already."""
-        record = self.manager.running(name)
-        if record is None or record.context.closed or record.context.dead:
-            return 0
-        limits = record.context.limits
-        if limits is None:
-            return 1 << 62
-        return max(0, limits.max_memory_bytes // 2 - record.context.memory_used)
-
     # -- resources ----------------------------------------------------------------------------
     def _find_resources(self) -> None:
         entity = self._resource_entity
@@ -336,6 +327,19 @@ class ScriptSystem(esper.Processor):
         assert self._console is not None
         return self._console
 
+    # -- the host's messages and calls (_host_messages.py, _host_calls.py) ---------------------
+    def send(self, name: str, payload: object = None, target: int | None = None) -> None:
+        """Send scripts an event from the host, delivered next tick (``HostMessages.send``)."""
+        self._messages.send(name, payload, target)
+
+    def on_event(self, name: str, callback: Listener) -> Callable[[], None]:
+        """Hear scripts' events ``name`` after each tick; see ``HostMessages.listen``."""
+        return self._messages.listen(name, callback)
+
+    def call(self, script: str, entity: int, function: str, *args: object) -> Any:
+        """Run ``function(self, *args)`` of an instance between ticks; see ``HostCalls.call``."""
+        return self._calls.call(script, entity, function, args)
+
     # -- for WorldBindings --------------------------------------------------------------------
     def is_script_entity(self, entity: object) -> bool:
         """Whether scripts may address ``entity``: it exists and is not the resource entity."""
@@ -357,7 +361,17 @@ class ScriptSystem(esper.Processor):
         if self._queue is None:
             self._find_resources()
         assert self._queue is not None
-        return self._queue.offer(event, size=size, max_bytes=max_bytes)
+        queued = self._queue.offer(event, size=size, max_bytes=max_bytes)
+        if queued and max_bytes is not None:
+            self._messages.emitted(event)   # for the host's listeners (system.on_event)
+        return queued
+
+    def register_template(self, name: str, components: Iterable[object] = (),
+                          script: str | None = None) -> None:
+        """Register spawn template ``name`` for ``world.spawn(name, overrides)`` (granted by
+        ``Permissions(templates={name})``): ``components`` are instances (copied at each spawn)
+        or zero-argument factories; ``script`` is run by its entities. See _templates.py."""
+        self.templates.register(name, components, script)
 
     def spawn_check(self, spawner: str, script: str) -> str | None:
         """Why ``spawner`` may not attach ``script`` to a new entity, or None."""

@@ -3,9 +3,10 @@ raw entry points (``WorldApi`` in _world_initializer.py wraps them for the host)
 
 checks.lua holds the checks that depend only on the caps; batch.lua the batch cache (the Lua
 side of _batch.py); instances.lua the instance list and the lifecycle calls owed (the system
-hands it the list with ``sync``); world.lua the `world` global and `print` for script code and
-the trampolines the ScriptSystem calls each tick. The caps and the wire protocol's status codes
-are defined here and in _batch.py, once, and passed to Lua at install.
+hands it the list with ``sync``); query.lua world.query/within/nearest and the query store (the
+Lua side of _query.py and _spatial.py); world.lua the `world` global and `print` for script
+code and the trampolines the ScriptSystem calls each tick. The caps and the wire protocol's
+status codes are defined here and in _batch.py, once, and passed to Lua at install.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from engine_scripting.ecs._batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY
 from engine_scripting.ecs._events import EVERY_INSTANCE
+from engine_scripting.ecs._query import MAX_NAMES, QUERY_CAPS
+from engine_scripting.ecs._spatial import MAX_RESULTS
 from engine_scripting.engine import ScriptContext, compile_chunk
 from engine_scripting.permissions import Permissions
 
@@ -26,16 +29,19 @@ WORLD_CAPS = MappingProxyType({
     "max_payload_depth": 8,      # nested tables in one event payload
     "max_print": 1024,           # bytes in one console line
     "max_lines": 20,             # console lines per script per tick
+    "max_query_components": MAX_NAMES,      # names in one world.query/within/nearest
+    "max_spatial_results": MAX_RESULTS,     # entities one world.within returns
 })
 
 
 def world_source() -> tuple[bytes, ...]:
-    """checks.lua, batch.lua, instances.lua and world.lua, precompiled (once by each
-    ScriptManager), in the order ``install_world_api`` installs them."""
+    """checks.lua, batch.lua, instances.lua, world.lua and query.lua, precompiled (once by
+    each ScriptManager); ``install_world_api`` installs query.lua before world.lua."""
     return (compile_chunk("ecs/lua/checks.lua", "checks"),
             compile_chunk("ecs/lua/batch.lua", "batch"),
             compile_chunk("ecs/lua/instances.lua", "instances"),
-            compile_chunk("ecs/lua/world.lua", "world"))
+            compile_chunk("ecs/lua/world.lua", "world"),
+            compile_chunk("ecs/lua/query.lua", "query"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +56,24 @@ class WorldTrampolines:
     instance_list: Any
     pending_writes: Any
     sync: Any
+    call: Any
+    call_results: Any
+
+
+def lua_grants(permissions: Permissions) -> dict[str, object]:
+    """``permissions`` as the plain data world.lua (and any chunk that checks grants) reads:
+    ``read`` and ``templates``, lists of names; ``write``, component name -> true (every field)
+    or a list of field names; ``emit``, event name -> the scope of its targets ("self" or
+    "any"); ``read_scope`` and ``write_scope``, "self" or "any"; ``spawn``, ``destroy``, bools.
+    """
+    return {
+        "read": sorted(permissions.read), "templates": sorted(permissions.templates),
+        "write": {name: True if fields is None else sorted(fields)
+                  for name, fields in permissions.write.items()},
+        "emit": dict(permissions.emit), "read_scope": permissions.read_scope,
+        "write_scope": permissions.write_scope, "spawn": permissions.spawn,
+        "destroy": permissions.destroy,
+    }
 
 
 def install_world_api(
@@ -58,21 +82,19 @@ def install_world_api(
 ) -> WorldTrampolines:
     """Install checks.lua, batch.lua, instances.lua and world.lua (``world_source()``) into
     ``context`` with ``permissions``; return their trampolines."""
-    grants = context.lua_value({
-        "read": sorted(permissions.read), "write": sorted(permissions.write),
-        "emit": sorted(permissions.emit), "scope": permissions.scope,
-        "spawn": permissions.spawn, "destroy": permissions.destroy,
-    })
+    grants = context.lua_value(lua_grants(permissions))
     caps = context.lua_value({**WORLD_CAPS, "max_lines": lines_per_tick, "status": {
         "done": DONE, "missing": MISSING, "unknown_entity": UNKNOWN_ENTITY,
-        "host_failure": HOST_FAILURE, "every_instance": EVERY_INSTANCE}})
+        "host_failure": HOST_FAILURE, "every_instance": EVERY_INSTANCE}, "query": dict(QUERY_CAPS)})
     checks: Any = context.install(source[0], "checks", caps)
     batch: Any = context.install(source[1], "batch", caps)
     roster: Any = context.install(source[2], "instances")
-    control: Any = context.install(source[3], "world", grants, caps, roster, checks, batch)
+    query: Any = context.install(source[4], "query", grants, caps, batch)
+    control: Any = context.install(source[3], "world", grants, caps, roster, checks, batch,
+                                   query)
     return WorldTrampolines(
         tick=control[b"tick"], reloaded=control[b"reloaded"],
         attach=control[b"attach"], last_entity=control[b"last_entity"],
         instance_list=roster[b"instance_list"], pending_writes=control[b"pending_writes"],
-        sync=roster[b"sync"],
+        sync=roster[b"sync"], call=control[b"call"], call_results=control[b"call_results"],
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine_scripting.ecs._world_api import install_world_api, world_source
 from engine_scripting.engine import ScriptContext
+from engine_scripting.errors import ScriptError
 from engine_scripting.manager import ScriptSpec
 
 Entry = Callable[..., tuple[Any, ...]]
@@ -29,6 +30,8 @@ class WorldEntries:
     pending_writes: the next chunk of the batch's buffered component writes.
     last_entity: the entity whose callback was running when a call stopped.
     instance_list: instances.lua's list (for tests and diagnostics).
+    call: one global function for one instance, in a batch of its own (system.call; plain data).
+    call_results: that function's results, converted as ``ScriptContext.call`` converts them.
     """
 
     tick: Entry
@@ -38,6 +41,8 @@ class WorldEntries:
     pending_writes: Entry
     last_entity: Entry
     instance_list: Entry
+    call: Entry
+    call_results: Entry
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,20 @@ class WorldApi:
             attach=entry(raw.attach, host_memory=True),
             sync=entry(raw.sync, data_args=True, host_memory=True),
             pending_writes=entry(raw.pending_writes, host_memory=True),
-            last_entity=entry(raw.last_entity),
+            last_entity=_never_raising(entry(raw.last_entity, host_memory=True)),
             instance_list=entry(raw.instance_list, host_memory=True),
+            call=entry(raw.call, data_args=True),
+            call_results=entry(raw.call_results, exported=True),
         )
+
+
+def _never_raising(entry: Entry) -> Entry:
+    """``entry`` for the error path: the system asks it while handling another error, so it
+    gives ``(None,)`` instead of raising (a state filled to its limit, a slow collector step)."""
+    def call(*args: object) -> tuple[Any, ...]:
+        try:
+            return entry(*args)
+        except ScriptError:
+            return (None,)
+
+    return call

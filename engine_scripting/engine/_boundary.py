@@ -34,14 +34,14 @@ from collections.abc import Callable
 from typing import Any
 
 import lupa.lua54 as lua54
-import structlog
 
+from engine_scripting._log import get_logger
 from engine_scripting.engine._native import Collector, LuaNative
 from engine_scripting.engine._runner import Runner, worker_of
 from engine_scripting.engine._watchdog import TIME_COUNT, CallWatch
 from engine_scripting.errors import ScriptError
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 # Lua gives a C function 20 free stack slots; lupa pushes more only after growing the stack
 _FREE_SLOTS = 20

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from typing import Any
 
 import lupa.lua54 as lua54
-import structlog
 
+from engine_scripting._log import get_logger
 from engine_scripting.engine._boundary import HostBoundary
 from engine_scripting.engine._control import SandboxControl
 from engine_scripting.engine._convert import to_lua
@@ -23,11 +23,11 @@ from engine_scripting.engine._hooks import PUSH_FREE, ContextHooks
 from engine_scripting.engine._limits import ScriptResourceLimits
 from engine_scripting.engine._native import Collector, LuaNative
 from engine_scripting.engine._outcome import Outcomes, Result
-from engine_scripting.engine._runner import Abandoned, Runner, Worker
+from engine_scripting.engine._runner import Abandoned, Runner, Worker, abandon_open_calls
 from engine_scripting.engine._watchdog import CallWatch, Watchdog
 from engine_scripting.errors import CallAbandoned, ScriptError, SecurityViolation
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 # The host memory a call's converted results may take, in multiples of the memory limit.
 RESULT_CAP_FACTOR = 4
@@ -129,6 +129,10 @@ class ScriptContext:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def mark_dead(self) -> None:
+        """A call of this context was abandoned on its worker (``_runner.abandon_open_calls``)."""
+        self._dead = True
+
     @property
     def dead(self) -> bool:
         """True once a call of this context was abandoned (stuck inside a C function): the
@@ -140,13 +144,13 @@ class ScriptContext:
         returns ``refused`` when it cannot run or its result does not fit in memory."""
         return self._boundary.wrap(function, refused)
 
-    def entry(self, function: Any, *, data_args: bool = False,
-              host_memory: bool = False) -> Callable[..., tuple[Any, ...]]:
+    def entry(self, function: Any, *, data_args: bool = False, host_memory: bool = False,
+              exported: bool = False) -> Callable[..., tuple[Any, ...]]:
         """A trusted function returned by ``install``, as a host-side callable: every call goes
         through ``invoke`` (its closed, dead and busy checks and the limits) with these flags.
         The host keeps entries, never the raw Lua function."""
         return functools.partial(self.invoke, function, data_args=data_args,
-                                 host_memory=host_memory)
+                                 host_memory=host_memory, exported=exported)
 
     def execute(self, source: str | bytes, chunk_name: str | None = None) -> Result:
         """Compile and run a chunk of Lua text in the sandbox; return its value(s) as plain data.
@@ -202,7 +206,8 @@ class ScriptContext:
             ) from error
 
     def invoke(self, function: Any, *args: object, plain_args: bool = False,
-               data_args: bool = False, host_memory: bool = False) -> tuple[Any, ...]:
+               data_args: bool = False, host_memory: bool = False,
+               exported: bool = False) -> tuple[Any, ...]:
         """Call a trusted function returned by ``install`` under this context's limits.
 
         ``plain_args`` True: the caller guarantees that every argument is None, a bool, an int,
@@ -210,14 +215,16 @@ class ScriptContext:
         them on every call. ``data_args`` True: the arguments are plain Python data, converted
         inside the watched call (so that what the conversion allocates is watched too).
         ``host_memory`` True: what the function allocates is the host's (installing bindings),
-        so the memory limit is not in force; the time limit is.
-        Returns the raw results. Raises the errors ``call`` raises.
+        so the memory limit is not in force; the time limit is. Returns the raw results (with
+        ``exported``, one item: what it passed to the kit's ``export``, as ``call`` returns it).
         """
         control = self._open()
         if not plain_args and not data_args:
             plain_args = PUSH_FREE.issuperset(map(type, args))
         result = self._run(control.invoke, (function, *args), plain_args, convert=data_args,
                            limited=not host_memory)
+        if exported:
+            return (self._outcomes.values(result, deadline=self._result_deadline()),)
         if result[0] is not True:
             self._outcomes.values(result)
         return result[1:]
@@ -229,6 +236,22 @@ class ScriptContext:
         Raises ScriptArgumentError for anything that is not plain data.
         """
         return self.invoke(self._open().identity, value, data_args=True, host_memory=True)[0]
+
+    def set_constant(self, name: str, value: object) -> None:
+        """Make ``value`` (plain data) the read-only global ``name`` of the script, in its
+        current environment and in every one a reload makes. Its Lua copy counts toward the
+        memory limit. Raises ScriptArgumentError for anything that is not plain data."""
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ScriptError(f"not a global name: {name!r}", script=self.name)
+        control = self._open()
+        self.invoke(control.set_constant, name, value, data_args=True)
+
+    def set_module_source(self, source_of: Callable[[str], bytes | None]) -> None:
+        """Let the script ``require(name)``: ``source_of(name)`` gives the module's source text,
+        or None for an unknown module. It runs as a host function of this context."""
+        control = self._open()
+        self.invoke(control.set_modules, self.gated(
+            lambda name: source_of(name.decode("utf-8", "replace")), None), host_memory=True)
 
     def collect_garbage(self) -> None:
         """Run a full garbage collection of the state now, as a call under the context's limits:
@@ -373,20 +396,3 @@ class ScriptContext:
         if ended is not None:
             raise ended
         return result if isinstance(result, tuple) else (result,)
-
-
-def abandon_open_calls(worker: Worker, context: ScriptContext | None = None) -> CallAbandoned:
-    """Mark dead every context with a call open on the abandoned ``worker`` (and ``context``,
-    whose call was waited for); return the error that says so, named after the outermost."""
-    open_calls = [c for c in worker.open_calls if isinstance(c, ScriptContext)]
-    for dead in (*open_calls, *([context] if context is not None else [])):
-        dead._dead = True
-    name = context.name if context is not None else (
-        open_calls[0].name if open_calls else "script")
-    _log.warning("script.call_abandoned", script=name)
-    return CallAbandoned(
-        f"{name}: time limit exceeded inside a C function that no hook can interrupt; the call"
-        " was abandoned and the context is dead",
-        limit_type="time", script=name,
-    )
-

@@ -24,6 +24,8 @@ class SandboxControl:
         outcome: what the sandbox recorded about a failed call (deep, handled, limit).
         collect: a garbage-collector step, or a full collection.
         identity: returns its arguments (makes Lua values of plain data inside a watched call).
+        set_constant: set a read-only global in this and every later environment.
+        set_modules: hand `require` the host function that gives a module's source.
 
     Addresses (for native.py and the watchdog; read once, as integers):
         main_state: the main ``lua_State``.
@@ -43,6 +45,8 @@ class SandboxControl:
     outcome: Any
     collect: Any
     identity: Any
+    set_constant: Any
+    set_modules: Any
     main_state: int
     slots_table: int
     slot_capacity: int
@@ -57,6 +61,7 @@ class SandboxControl:
             install=table[b"install"], invoke=table[b"invoke"], apply=table[b"apply"],
             after_stop=table[b"after_stop"], outcome=table[b"outcome"],
             collect=table[b"collect"], identity=table[b"identity"],
+            set_constant=table[b"set_constant"], set_modules=table[b"set_modules"],
             main_state=int(table[b"main"], 16), slots_table=int(table[b"slots"], 16),
             slot_capacity=int(table[b"slot_capacity"]),
             event_names=tuple(int(address, 16) for address in table[b"event_names"].split()),

@@ -14,21 +14,21 @@ from importlib.resources import files
 from typing import TypeVar
 
 import lupa.lua54 as lua54
-import structlog
 
+from engine_scripting._log import get_logger
 from engine_scripting.engine._boundary import HostBoundary
-from engine_scripting.engine._context import ScriptContext, abandon_open_calls
+from engine_scripting.engine._context import ScriptContext
 from engine_scripting.engine._control import SandboxControl
 from engine_scripting.engine._hooks import ContextHooks
 from engine_scripting.engine._limits import MAX_SOURCE_BYTES, ScriptResourceLimits
 from engine_scripting.engine._native import LuaNative
 from engine_scripting.engine._native_probe import checked_native
 from engine_scripting.engine._policy import LUA_POLICY
-from engine_scripting.engine._runner import Runner, Worker
+from engine_scripting.engine._runner import Runner, Worker, abandon_open_calls
 from engine_scripting.engine._watchdog import SAMPLE_COUNT, TIME_COUNT, Watchdog
 from engine_scripting.errors import CallAbandoned, ResourceLimitExceeded, ScriptError
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 Item = TypeVar("Item")
 
 # The share of a call's time budget that one uninterruptible C call may take, by the worst-case

@@ -11,12 +11,12 @@ from collections import deque
 from collections.abc import Callable
 
 import lupa.lua54 as lua54
-import structlog
 
+from engine_scripting._log import get_logger
 from engine_scripting._lua_text import text
 from engine_scripting.engine._boundary import HostBoundary
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 _MESSAGE_CHARS = 1024
 

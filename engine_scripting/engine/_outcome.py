@@ -7,9 +7,10 @@ never reads an error's kind from its message. Uses _convert.py for the values.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from engine_scripting._lua_text import error_line, text
+from engine_scripting._lua_text import error_line, split_message, text
 from engine_scripting.engine._convert import (
     PlainData,
     ResultTooLarge,
@@ -19,6 +20,7 @@ from engine_scripting.engine._convert import (
 from engine_scripting.engine._native import LuaNative
 from engine_scripting.engine._watchdog import CallWatch
 from engine_scripting.errors import (
+    LimitType,
     PermissionDenied,
     ResourceLimitExceeded,
     ScriptCompileError,
@@ -67,6 +69,16 @@ class Outcomes:
             f"{self.name}: memory limit exceeded", limit_type="memory", script=self.name
         )
 
+    def limit_error(self, limit: LimitType) -> ResourceLimitExceeded:
+        """The call was stopped at ``limit``; a time limit says its budget and how long the call
+        ran."""
+        detail = ""
+        if limit == "time" and self._watch is not None:
+            ran_ms = (time.perf_counter() - self._watch.started) * 1e3
+            detail = f" (budget {self._watch.budget_s * 1e3:g} ms, stopped after {ran_ms:.0f} ms)"
+        return ResourceLimitExceeded(f"{self.name}: {limit} limit exceeded{detail}",
+                                     limit_type=limit, script=self.name)
+
     def call_error(self, violation: tuple[str, str, int | None] | None, reason: object,
                    out_of_memory: bool, failure: str | None) -> ScriptError | None:
         """The error a call that ended without a result of its own ends with, in order: the
@@ -77,10 +89,7 @@ class Outcomes:
             error_class = PermissionDenied if kind == "permission" else SecurityViolation
             return error_class(message, reason=kind, script=self.name, entity=entity)
         if reason is not None and reason is not False:
-            breached = limit_type_of(reason)
-            return ResourceLimitExceeded(
-                f"{self.name}: {breached} limit exceeded", limit_type=breached, script=self.name,
-            )
+            return self.limit_error(limit_type_of(reason))
         if out_of_memory:
             return self.memory_error()
         if failure is not None:
@@ -132,10 +141,7 @@ class Outcomes:
             self._native.disarm(self._watch.main_state)
         deep, handled, reason = self._outcome()
         if reason is not None:
-            limit = limit_type_of(reason)
-            return ResourceLimitExceeded(
-                f"{self.name}: {limit} limit exceeded", limit_type=limit, script=self.name,
-            )
+            return self.limit_error(limit_type_of(reason))
         if error == _MEMORY_MESSAGE and not handled:
             if deep or self._stack_ran_away():
                 return ResourceLimitExceeded(
@@ -149,7 +155,7 @@ class Outcomes:
                 f"{self.name}: recursion limit exceeded ({message.splitlines()[0]})",
                 limit_type="recursion", script=self.name,
             )
-        first_line, _, traceback = message.partition("\n")
+        first_line, traceback = split_message(message)
         return ScriptRuntimeError(
-            first_line, script=self.name, line=error_line(first_line), traceback=traceback or None
+            first_line, script=self.name, line=error_line(first_line), traceback=traceback
         )

@@ -15,7 +15,8 @@ Each table of the environment (the globals, or one library) offers two kinds of 
 
 Besides ``GLOBALS``, the global table holds each library of ``LIBRARIES`` under its name,
 ``_G`` (the table itself) and the globals host extensions add (the ECS ``world``). Nothing else:
-no ``os``, ``io``, ``debug``, ``package``, ``require``, ``dofile``, ``loadfile``, ``string.dump``.
+no ``os``, ``io``, ``debug``, ``package``, ``dofile``, ``loadfile``, ``string.dump``
+(``require`` loads only the modules the host registered).
 Trusted engines ignore the policy (their scripts get the whole standard library).
 """
 
@@ -48,8 +49,8 @@ SELF = "_G"
 
 GLOBALS = Allowance(
     plain=_names("_VERSION assert error getmetatable ipairs next pairs rawequal rawget rawlen"
-                 " rawset select setmetatable tonumber tostring type"),
-    guarded=_names("collectgarbage load pcall print xpcall"),
+                 " select setmetatable tonumber tostring type"),
+    guarded=_names("collectgarbage load pcall print rawset require xpcall"),
 )
 """The base globals (the libraries, ``_G`` and extensions aside)."""
 

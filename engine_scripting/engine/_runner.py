@@ -23,7 +23,10 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
+
+from engine_scripting._log import get_logger
+from engine_scripting.errors import CallAbandoned
 
 Item = TypeVar("Item")
 
@@ -44,7 +47,7 @@ class Worker:
     def __init__(self, name: str) -> None:
         self.gate = threading.RLock()
         self.abandoned = False
-        self.open_calls: list[object] = []    # contexts with a call in progress, innermost last
+        self.open_calls: list[OpenCall] = []  # contexts with a call in progress, innermost last
         self.broken = False                   # the waiting thread gave up (e.g. KeyboardInterrupt)
         self._go_read, self._go_write = os.pipe()
         self._done_read, self._done_write = os.pipe()
@@ -93,7 +96,12 @@ class Worker:
     def cpu_time(self) -> float | None:
         """CPU seconds the worker's thread has used, where the platform tells (Linux, macOS)."""
         clock = self._cpu_clock
-        return None if clock is None else time.clock_gettime(clock)
+        if clock is None:
+            return None
+        try:
+            return time.clock_gettime(clock)
+        except OSError:   # the thread has ended
+            return None
 
     def _loop(self) -> None:
         if hasattr(time, "pthread_getcpuclockid"):
@@ -212,3 +220,27 @@ class Runner:
         if worker is None or worker.abandoned or worker.broken:
             worker = self._worker = Worker(self._name)
         return worker
+
+
+class OpenCall(Protocol):
+    """What a worker knows of a context with a call open on it."""
+
+    name: str
+
+    def mark_dead(self) -> None:
+        """The call was abandoned: the context must refuse every call from now on."""
+
+
+def abandon_open_calls(worker: Worker, context: OpenCall | None = None) -> CallAbandoned:
+    """Mark dead every context with a call open on the abandoned ``worker`` (and ``context``,
+    whose call was waited for); return the error that says so, named after the outermost."""
+    for dead in (*worker.open_calls, *([context] if context is not None else [])):
+        dead.mark_dead()
+    name = context.name if context is not None else (
+        worker.open_calls[0].name if worker.open_calls else "script")
+    get_logger(__name__).warning("script.call_abandoned", script=name)
+    return CallAbandoned(
+        f"{name}: time limit exceeded inside a C function that no hook can interrupt; the call"
+        " was abandoned and the context is dead",
+        limit_type="time", script=name,
+    )

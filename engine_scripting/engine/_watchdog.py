@@ -18,12 +18,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-import structlog
-
+from engine_scripting._log import get_logger
 from engine_scripting.engine._native import LUA_MASKCOUNT, WATCHDOG_MASK, LuaNative
 from engine_scripting.engine._runner import Worker
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 TIME_COUNT = 1
 SAMPLE_COUNT = 2
@@ -40,6 +39,11 @@ ABANDON_GRACE_S = 0.05
 # and the call waits for a core rather than being stuck. It is abandoned at the latest this long
 # past four times its budget.
 OVERLOADED_GRACE_S = 0.5
+# A call past its deadline is stopped once its worker has had this share of its budget in CPU
+# time: a call that waited for a core on an overloaded machine is not stopped for the wait
+# (scripts of a busy game would be disabled for the machine's load), up to the same latest
+# time as abandonment.
+SPENT_SHARE = 0.8
 
 
 @dataclass(slots=True, eq=False)
@@ -145,6 +149,16 @@ class Watchdog:
             time.sleep(self._poll_interval_s)
 
     @staticmethod
+    def _spent(watch: CallWatch, overrun: float) -> bool:
+        """Whether a call past its deadline has used its budget (see SPENT_SHARE), rather than
+        waited for a core."""
+        worker = watch.worker
+        if worker is None or overrun >= 3 * watch.budget_s + OVERLOADED_GRACE_S:
+            return True
+        cpu = worker.cpu_time()
+        return cpu is None or cpu - watch.cpu_started >= SPENT_SHARE * watch.budget_s
+
+    @staticmethod
     def _stuck(watch: CallWatch, worker: Worker, overrun: float) -> bool:
         """Whether a call past its abandon time is stuck, not starved of CPU (see
         OVERLOADED_GRACE_S)."""
@@ -164,7 +178,7 @@ class Watchdog:
         native = self._native
         threads = list(dict.fromkeys(
             (watch.main_state, *native.slot_threads(watch.slots_table, watch.slot_capacity))))
-        if now >= deadline:
+        if now >= deadline and (watch.stopping or self._spent(watch, now - deadline)):
             worker = watch.worker
             if (worker is not None and now >= deadline + watch.budget_s + ABANDON_GRACE_S
                     and self._stuck(watch, worker, now - deadline) and worker.abandon()):

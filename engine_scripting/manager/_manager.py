@@ -11,14 +11,19 @@ disabled.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-import structlog
-
+from engine_scripting._log import get_logger
 from engine_scripting.engine import MAX_SOURCE_BYTES, ScriptEngine, ScriptResourceLimits
-from engine_scripting.errors import CallAbandoned, ScriptError, SecurityViolation
+from engine_scripting.errors import (
+    CallAbandoned,
+    ScriptArgumentError,
+    ScriptError,
+    SecurityViolation,
+)
 from engine_scripting.manager._records import (
     ContextInitializer,
     ManagedScript,
@@ -27,7 +32,8 @@ from engine_scripting.manager._records import (
 )
 from engine_scripting.permissions import Permissions
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,127}")
 
 
 class ScriptManager:
@@ -52,18 +58,23 @@ class ScriptManager:
             raise ValueError("an initializer is given twice")
         self.max_consecutive_failures = max_consecutive_failures
         self._scripts: dict[str, ManagedScript] = {}
+        self._modules: dict[str, bytes] = {}
+        self._required: dict[str, set[str]] = {}   # module -> scripts that required it
         self._processor: object = None
         self._unload_listeners: list[Callable[[str], None]] = []
 
     # -- lifecycle ----------------------------------------------------------------------------
     def load(self, name: str, source: str | bytes | None = None, *, path: str | Path | None = None,
              permissions: Permissions | None = None,
-             limits: ScriptResourceLimits | None = None) -> None:
+             limits: ScriptResourceLimits | None = None,
+             config: Mapping[str, object] | None = None) -> None:
         """Compile and run a script's top-level code in a new sandbox, and store it.
 
-        Give either ``source`` or ``path``. Raises ScriptError when the name is taken or the
-        file cannot be read, and the compile/runtime/limit errors of the top-level code; on
-        any error nothing is stored.
+        Give either ``source`` or ``path``. ``config`` (plain data, keyed by strings) is the
+        script's read-only global ``config`` (an empty table without it); it survives reloads
+        and ``configure`` replaces it. Raises ScriptError when the name is taken or the file
+        cannot be read, ScriptArgumentError for a config that is not plain data, and the
+        compile/runtime/limit errors of the top-level code; on any error nothing is stored.
         """
         if not isinstance(name, str) or not name:
             raise ScriptError("a script needs a non-empty name")
@@ -72,29 +83,36 @@ class ScriptManager:
         grants = permissions if permissions is not None else Permissions()
         if not isinstance(grants, Permissions):
             raise ScriptError("permissions must be a Permissions instance", script=name)
+        settings = _config(name, config)
         code, file_path, modified_ns = self._read(name, source, path)
         context = self.engine.create_context(name, limits)
         spec = ScriptSpec(name, grants)
         try:
             installed = MappingProxyType(
                 {initializer: initializer(context, spec) for initializer in self.initializers})
+            context.set_constant("config", settings)
+            context.set_module_source(lambda module: self._module_source(name, module))
             context.execute(code)
             context.collect_garbage()  # the installed chunks are garbage: start small
         except BaseException:
             context.close()
             raise
-        self._scripts[name] = ManagedScript(name, context, installed, grants, file_path,
-                                            modified_ns)
+        record = ManagedScript(name, context, installed, grants, file_path, modified_ns)
+        record.config, record.source = settings, code
+        self._scripts[name] = record
         _log.info("script.loaded", script=name, path=str(file_path) if file_path else None)
 
     def reload(self, name: str, source: str | bytes | None = None) -> None:
         """Replace a script's code, keeping its Lua state and every instance's ``self``.
 
-        Without ``source`` the script's file is read again. The new code runs in a fresh global
+        Without ``source`` the script's file is read again (a script loaded from source text
+        runs its last source again). The new code runs in a fresh global
         environment that replaces the old one only if its top-level code succeeds; on failure
         the old version keeps running, the error is recorded and raised.
         """
         record = self._get(name)
+        if source is None and record.path is None:
+            source = record.source
         try:
             code, _, modified_ns = self._read(name, source, None if source else record.path)
             record.context.stage(code)
@@ -106,7 +124,49 @@ class ScriptManager:
         if source is None and modified_ns is not None:
             record.modified_ns = modified_ns
         record.version += 1
+        record.source = code
         _log.info("script.reloaded", script=name, version=record.version)
+
+    def register_module(self, name: str, source: str | bytes) -> tuple[str, ...]:
+        """Let scripts ``require(name)`` this Lua source: each script state runs it once, in its
+        own sandbox, and caches its value. Registering a new source for a name reloads every
+        script that required the old one (so they run the new module); returns their names.
+        A reload that fails keeps that script's old version and records the error."""
+        if not isinstance(name, str) or not _MODULE_NAME.fullmatch(name):
+            raise ScriptError(f"a module name is letters, digits, '_' and '.', not {name!r}")
+        code, _, _ = self._read(name, source, None)
+        if code.startswith(b"\x1b"):
+            raise ScriptError(f"module {name!r}: binary chunks are not allowed")
+        replaced = name in self._modules
+        self._modules[name] = code
+        if not replaced:
+            return ()
+        reloaded = []
+        for script in sorted(self._required.get(name, ())):
+            if script not in self._scripts:
+                continue
+            try:
+                self.reload(script)
+            except ScriptError:
+                continue
+            reloaded.append(script)
+        return tuple(reloaded)
+
+    def configure(self, name: str, config: Mapping[str, object]) -> None:
+        """Replace the script's read-only ``config`` global (its instances see the new one from
+        their next callback on). Raises ScriptArgumentError for a config that is not plain data;
+        the old config then stays."""
+        record = self._get(name)
+        if record.context.running:
+            raise ScriptError(f"cannot configure {name!r} while it runs", script=name)
+        settings = _config(name, config)
+        record.context.set_constant("config", settings)
+        record.config = settings
+        _log.debug("script.configured", script=name)
+
+    def config(self, name: str) -> Mapping[str, object]:
+        """The script's current config (a read-only view)."""
+        return MappingProxyType(self._get(name).config)
 
     def unload(self, name: str) -> None:
         """Remove a script and free its Lua state. Entities still linked to it stop running."""
@@ -267,6 +327,12 @@ class ScriptManager:
             raise ScriptError(f"no script named {name!r}", script=name)
         return record
 
+    def _module_source(self, script: str, module: str) -> bytes | None:
+        code = self._modules.get(module)
+        if code is not None:
+            self._required.setdefault(module, set()).add(script)
+        return code
+
     def _record_error(self, record: ManagedScript, error: ScriptError) -> None:
         record.error_count += 1
         record.last_error = error.with_context(script=record.name).detached()
@@ -300,3 +366,15 @@ class ScriptManager:
             raise ScriptError(f"{file_path} is larger than {MAX_SOURCE_BYTES} bytes", script=name)
         return code, file_path, modified_ns
 
+
+def _config(name: str, config: Mapping[str, object] | None) -> dict[str, object]:
+    """A script's config as plain data the host keeps (a shallow copy of the mapping)."""
+    if config is None:
+        return {}
+    if not isinstance(config, Mapping):
+        raise ScriptArgumentError(f"config must be a mapping, not {type(config).__name__}",
+                                  script=name)
+    for key in config:
+        if not isinstance(key, str):
+            raise ScriptArgumentError(f"config keys must be strings, not {key!r}", script=name)
+    return dict(config)

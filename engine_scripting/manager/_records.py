@@ -79,9 +79,9 @@ class ManagedScript:
     read it (``ScriptManager.running``)."""
 
     __slots__ = (
-        "calls", "consecutive_failures", "context", "disabled_reason", "enabled",
+        "calls", "config", "consecutive_failures", "context", "disabled_reason", "enabled",
         "error_count", "installed", "instances", "last_error", "max_time_s", "modified_ns",
-        "name", "path", "permissions", "total_time_s", "version",
+        "name", "path", "permissions", "source", "total_time_s", "version",
     )
 
     def __init__(self, name: str, context: ScriptContext,
@@ -99,6 +99,8 @@ class ManagedScript:
         self.last_error: ScriptError | None = None
         self.disabled_reason: str | None = None
         self.version = 1
+        self.config: dict[str, object] = {}
+        self.source = b""   # the code it runs now
         self.calls = 0
         self.total_time_s = 0.0
         self.max_time_s = 0.0

@@ -33,7 +33,7 @@ CASES = {
     "unknown entity (destroy)": ("world.destroy(99999)", "unknown entity 99999"),
     "unknown event target": ("world.emit('ping', {}, 99999)", "unknown entity 99999"),
     "missing component on set": ("world.set(E, 'Velocity', {x = 1})", "has no Velocity"),
-    "spawn not a table": ("world.spawn('x')", "table expected"),
+    "spawn not a table": ("world.spawn(42)", "table or template name expected"),
     "spawn unknown script": ("world.spawn({script = 'nobody'})", "no script named"),
     "payload not a table": ("world.emit('ping', 'x')", "table or nil expected"),
     "payload with a function": ("world.emit('ping', {f = print})", "cannot hold a function"),

@@ -17,7 +17,7 @@ from engine_scripting import (
 from engine_scripting.engine._policy import LIBRARIES, global_names
 from tests.conftest import STOP_BOUND_S
 
-ABSENT = ["os", "io", "debug", "package", "require", "dofile", "loadfile", "python", "warn",
+ABSENT = ["os", "io", "debug", "package", "dofile", "loadfile", "python", "warn",
           "loadstring", "setfenv", "getfenv", "newproxy", "jit", "ffi"]
 
 

@@ -149,3 +149,34 @@ def test_budget_is_per_call(ctx: ScriptContext) -> None:
 def test_stop_reaction_is_close_to_budget(ctx: ScriptContext) -> None:
     elapsed = _stopped(ctx, "while true do end")
     assert 0.045 <= elapsed < STOP_BOUND_S
+
+
+def test_a_call_that_waited_for_a_core_is_not_stopped_for_the_wait() -> None:
+    """Past its deadline, a call is stopped once its worker had most of its budget in CPU time,
+    or at the latest when an overloaded machine would abandon it: a script of a busy game is not
+    disabled for the machine's load. (The rule alone: starving a thread on purpose is too
+    machine-dependent for a test.)"""
+    from engine_scripting.engine._watchdog import (
+        OVERLOADED_GRACE_S,
+        SPENT_SHARE,
+        CallWatch,
+        Watchdog,
+    )
+
+    class Thread:
+        cpu = 0.0
+
+        def cpu_time(self) -> float:
+            return self.cpu
+
+    watch = CallWatch(main_state=0, slots_table=0, slot_capacity=0, budget_s=0.1, deep_slots=0)
+    worker = Thread()
+    watch.worker = worker  # type: ignore[assignment]
+    worker.cpu = 0.2 * watch.budget_s
+    assert not Watchdog._spent(watch, overrun=0.05)
+    worker.cpu = SPENT_SHARE * watch.budget_s
+    assert Watchdog._spent(watch, overrun=0.0)
+    worker.cpu = 0.0
+    assert Watchdog._spent(watch, overrun=3 * watch.budget_s + OVERLOADED_GRACE_S)
+    watch.worker = None
+    assert Watchdog._spent(watch, overrun=0.0)   # no worker thread to ask: wall time decides

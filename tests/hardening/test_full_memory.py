@@ -78,9 +78,12 @@ def test_a_script_that_fills_its_memory_does_not_take_the_world_down() -> None:
 
         engine = ScriptEngine(ScriptResourceLimits(max_memory_mb=1, max_execution_time_ms=2000))
         manager = ScriptManager(engine, initializers=[WorldApi()])
-        manager.load("hog", @FILL@ + '''
+        # the callbacks are defined before the fill: defining a global after it may need a
+        # bigger global table, which a full state cannot allocate (the load would fail)
+        manager.load("hog", '''
             function on_start(self) end
-            function on_event(self, name, payload) self.last = payload end''')
+            function on_event(self, name, payload) self.last = payload end
+            ''' + @FILL@)
         manager.load("counter", '''
             function on_update(self, dt)
               local c = world.get(self.entity, "Counter")

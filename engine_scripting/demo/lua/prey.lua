@@ -1,5 +1,5 @@
--- prey.lua: wanders, tells everyone where it is, and leaves the world when caught.
-local random, sqrt = math.random, math.sqrt
+-- prey.lua: wanders, and leaves the world when a predator catches it (telling that predator).
+local random = math.random
 
 function on_start(self)
   self.heading = random() * 6.283
@@ -15,17 +15,14 @@ function on_update(self, dt)
   if y < 2 or y > 98 then self.heading = -self.heading end
   x, y = math.max(1, math.min(99, x)), math.max(1, math.min(99, y))
   world.set(self.entity, "Position", {x = x, y = y})
-  self.ticks = (self.ticks or 0) + 1
-  if self.ticks % 5 == 0 then
-    world.emit("prey_here", {entity = self.entity, x = x, y = y})
-  end
 end
 
-function on_event(self, name, payload)
-  -- two predators may catch it in one tick
-  if name == "caught" and payload.prey == self.entity and not self.caught then
+function on_event(self, name, payload, sender)
+  -- two predators may catch it in one tick: the first one gets it
+  if name == "caught" and not self.caught then
     self.caught = true
-    world.emit("prey_eaten", {by = payload.by})
+    world.emit("prey_eaten", nil, sender)
+    world.emit("prey_gone")
     world.destroy(self.entity)
   end
 end

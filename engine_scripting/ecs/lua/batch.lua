@@ -231,7 +231,10 @@ end
 --     written in batch `gen`; false (nothing stored) otherwise, and for text fields, which the
 --     checked path validates. A foreign table is read raw (next), each value once; a component
 --     table of this component (any instance's) is read by field name, raw too (the metatable
---     has no __index), and keys a script forced into it with rawset are ignored.
+--     has no __index), and keys a script forced into it with rawset are ignored. With a field
+--     grant (`granted`: {field = true}), a field outside it is never stored: write returns
+--     false when one is given, unless the table is the slot's own component table and the
+--     value is the current one (world.lua's checked path decides every other case).
 local WRITE_CHECKS = {
   -- x - x is 0 for every finite x, NaN for NaN and the infinities
   float = "if type(v%d) == 'number' then v%d = v%d + 0.0 if v%d - v%d ~= 0.0 then return false end "
@@ -239,6 +242,8 @@ local WRITE_CHECKS = {
   int = "if v%d ~= nil and m_type(v%d) ~= 'integer' then return false end",
   bool = "if v%d ~= nil and type(v%d) ~= 'boolean' then return false end",
   str = "if v%d ~= nil then return false end",
+  -- a field outside the field grant
+  denied = "if v%d ~= nil and (v%d ~= c%d[s] or tables[s] ~= t) then return false end",
 }
 local MAX_BOUND_FIELDS = 60   -- Lua allows 200 locals and 255 upvalues per function
 
@@ -256,7 +261,7 @@ local function component_metatable(name, position)
   }
 end
 
-local function make_binder(name, fields, kinds, position)
+local function make_binder(name, fields, kinds, position, granted)
   local n = #fields
   if n == 0 or n > MAX_BOUND_FIELDS then
     return function(absent, written, gen, tables, owned, ...)
@@ -279,8 +284,12 @@ local function make_binder(name, fields, kinds, position)
     pairs_[i] = s_format("[%q] = c%d[s]", fields[i], i)
     keys[i] = s_format("t[%q]", fields[i])
     tests[i] = s_format("%s k == %q then v%d = v", i == 1 and "if" or "elseif", fields[i], i)
-    checks[i] = s_format(WRITE_CHECKS[kinds[i]], i, i, i, i, i, i)
-    stores[i] = s_format("if v%d ~= nil then c%d[s] = v%d end", i, i, i)
+    if granted == nil or granted[fields[i]] then
+      checks[i] = s_format(WRITE_CHECKS[kinds[i]], i, i, i, i, i, i)
+      stores[i] = s_format("if v%d ~= nil then c%d[s] = v%d end", i, i, i)
+    else
+      checks[i], stores[i] = s_format(WRITE_CHECKS.denied, i, i, i), ""
+    end
   end
   local source = "local next, type, m_type, setmetatable, mt = ... "
     .. "return function(absent, written, gen, tables, owned, " .. t_concat(columns, ", ") .. ") "

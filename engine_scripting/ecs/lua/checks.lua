@@ -3,7 +3,7 @@
 -- trusted, by WorldApi (the manager's context initializer; see _world_api.py), before batch.lua
 -- and world.lua; world.lua binds what it uses into locals once, at install time.
 -- Uses: the sandbox kit (original functions) and the caps (_world_api.py's WORLD_CAPS).
--- Provides: `unknown_entity`, `field_value`, `field_values`, `copy_payload`.
+-- Provides: `unknown_entity`, `field_value`, `field_values`, `copy_payload`, `spawn_scripts`.
 --
 -- The checks that need the calling context (the entity whose callback runs, the attached host,
 -- the known components: `deny`, `need_world`, `check_entity`, `check_component`) live in
@@ -11,8 +11,8 @@
 -- it, so the world API's call chain decides what a script's error points at, as before.
 local kit, caps = ...
 
-local type, error, next, rawset, tostring =
-  kit.type, kit.error, kit.next, kit.rawset, kit.tostring
+local type, error, next, rawset, tostring, rawget, rawlen =
+  kit.type, kit.error, kit.next, kit.rawset, kit.tostring, kit.rawget, kit.rawlen
 local s_format, s_len, s_sub, m_type, utf8_len, huge =
   kit.s_format, kit.s_len, kit.s_sub, kit.m_type, kit.utf8_len, kit.huge
 
@@ -113,5 +113,25 @@ local function copy_payload(value, depth, budget)
   return copy
 end
 
+-- world.spawn's `script`: one name, or an array of 1 to MAX_SPAWN_SCRIPTS names, each once (the
+-- entity runs each: Script(*names)); a name, or a fresh array of names.
+local MAX_SPAWN_SCRIPTS = 16
+local function spawn_scripts(value)
+  if type(value) == "string" then return value end
+  local n = type(value) == "table" and rawlen(value) or 0
+  if n < 1 or n > MAX_SPAWN_SCRIPTS then
+    error(s_format("world.spawn: script must be a name or an array of 1 to %d names",
+      MAX_SPAWN_SCRIPTS), 3)
+  end
+  local names, seen = {}, {}
+  for i = 1, n do
+    local name = rawget(value, i)
+    if type(name) ~= "string" then error("world.spawn: script names must be strings", 3) end
+    if seen[name] then error("world.spawn: script '" .. s_sub(name, 1, 64) .. "' named twice", 3) end
+    seen[name], names[i] = true, name
+  end
+  return names
+end
+
 return {unknown_entity = unknown_entity, field_value = field_value,
-        field_values = field_values, copy_payload = copy_payload}
+        field_values = field_values, copy_payload = copy_payload, spawn_scripts = spawn_scripts}

@@ -7,26 +7,32 @@
 -- `roster` is instances.lua's module: the instance list and the on_start/on_destroy calls owed;
 -- `checks`, checks.lua's: the checks that need only the caps; `batch`, batch.lua's: the batch
 -- cache and the generated accessors. What is used of them is bound into locals once, here;
--- batch.lua is handed the state it shares with this chunk when it changes (`attach`, `adopt`).
+-- batch.lua is handed the state it shares with this chunk when it changes (`attach`, `adopt`);
+-- `query`, query.lua's: world.query/within/nearest and the query store, which extends batch.lua's
+-- reset, write-back, attach and adopt (bound here in their place).
 --
 -- Every check that needs no world data runs in Lua, before anything crosses to Python:
 -- argument types, component and field names, value kinds, NaN/inf, payload caps, permissions
 -- and scope. A denied operation is reported out of band (the script is disabled even if it
 -- catches the error) and raised as a Lua error.
-local kit, grants, caps, roster, checks, batch = ...
+local kit, grants, caps, roster, checks, batch, query = ...
 
 local type, error, xpcall, next, rawget, rawset, rawlen, tostring, select =
   kit.type, kit.error, kit.xpcall, kit.next, kit.rawget, kit.rawset, kit.rawlen, kit.tostring,
   kit.select
 local s_format, s_len, s_sub, t_concat, t_unpack, m_type, tointeger =
   kit.s_format, kit.s_len, kit.s_sub, kit.t_concat, kit.t_unpack, kit.m_type, kit.tointeger
-local violation, current_env, killed, running_deep, traceback, pcall =
-  kit.violation, kit.current_env, kit.killed, kit.running_deep, kit.traceback, kit.pcall
-local unknown_entity, field_values, copy_payload =
-  checks.unknown_entity, checks.field_values, checks.copy_payload
+local violation, current_env, killed, running_deep, traceback, pcall, export =
+  kit.violation, kit.current_env, kit.killed, kit.running_deep, kit.traceback, kit.pcall,
+  kit.export
+local unknown_entity, field_values, copy_payload, spawn_scripts =
+  checks.unknown_entity, checks.field_values, checks.copy_payload, checks.spawn_scripts
 local load_entry, cached, reset_cache, pending_writes, make_binder, batch_attach, batch_adopt =
   batch.load_entry, batch.cached, batch.reset_cache, batch.pending_writes, batch.make_binder,
   batch.attach, batch.adopt
+reset_cache, pending_writes, batch_attach, batch_adopt =
+  query.reset_cache, query.pending_writes, query.attach, query.adopt
+local q_find, q_store, q_values = query.find, query.store, query.values
 
 local MAX_PAYLOAD_ITEMS = caps.max_payload_items
 local MAX_PRINT = caps.max_print              -- bytes in one printed line
@@ -35,11 +41,22 @@ local MAX_LINES = caps.max_lines              -- printed lines per script per ti
 local DONE, MISSING = caps.status.done, caps.status.missing
 local EVERY_INSTANCE = caps.status.every_instance
 
-local can_read, can_write, can_emit = {}, {}, {}
+-- The grants (see lua_grants in _world_api.py). can_write: component -> true; field_grant:
+-- component -> {field = true} when only those fields may be written (none: every field);
+-- can_emit: event -> the scope of its targets ("self" or "any").
+local can_read, can_write, field_grant, can_emit, can_template = {}, {}, {}, {}, {}
 for i = 1, rawlen(grants.read) do can_read[grants.read[i]] = true end
-for i = 1, rawlen(grants.write) do can_write[grants.write[i]] = true end
-for i = 1, rawlen(grants.emit) do can_emit[grants.emit[i]] = true end
-local scope_any, can_spawn, can_destroy = grants.scope == "any", grants.spawn, grants.destroy
+for name, fields in next, grants.write do
+  can_write[name] = true
+  if fields ~= true then
+    field_grant[name] = {}
+    for i = 1, rawlen(fields) do field_grant[name][fields[i]] = true end
+  end
+end
+for name, target_scope in next, grants.emit do can_emit[name] = target_scope end
+for i = 1, rawlen(grants.templates) do can_template[grants.templates[i]] = true end
+local read_any, write_any = grants.read_scope == "any", grants.write_scope == "any"
+local can_spawn, can_destroy = grants.spawn, grants.destroy
 
 local components = {}       -- name -> {index, fields = {...}, kinds = {...}, position = {f = i}}
 local h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print  -- attached (fetch: batch.lua)
@@ -67,16 +84,17 @@ local function need_world(fname)
   end
 end
 
--- An entity id: an integer, or a float with an integral value (1.0 is entity 1).
-local function check_entity(fname, entity)
+-- An entity id: an integer, or a float with an integral value (1.0 is entity 1), within the
+-- scope of the operation: `any` is read_any or write_any, `verb` "read" or "write".
+local function check_entity(fname, entity, any, verb)
   local id = type(entity) == "number" and tointeger(entity) or nil
   if id == nil then
     error(s_format("bad argument #1 to 'world.%s' (entity id expected, got %s)", fname,
       type(entity) == "number" and "non-integral number" or type(entity)), 3)
   end
-  if not scope_any and id ~= current then
-    deny(s_format("world.%s on entity %d: this script may only touch its own entity", fname,
-      id))
+  if not any and id ~= current then
+    deny(s_format("world.%s on entity %d: this script may only %s its own entity", fname,
+      id, verb))
   end
   return id
 end
@@ -112,19 +130,57 @@ local function got(entity, fields, status, ...)
   unknown_entity("get", entity, status)
 end
 
+local function packed(status, ...) if status == DONE then return {...} end end
+
+-- The current field values of a component (by position) that the script may read on
+-- `entity`; nil when it may not, or when there are none.
+local function readable_values(component, entity)
+  if not can_read[component.name] or not (read_any or entity == current) then return nil end
+  local entry, slot = cached(component, entity)
+  if entry then
+    if entry.absent[slot] then return nil end
+    local now, columns = {}, entry.columns
+    for i = 1, #component.fields do now[i] = columns[i][slot] end
+    return now
+  end
+  return q_values(component, entity) or packed(h_get(entity, component.index))
+end
+
+-- A field outside the script's field grant (field_grant) may be given only with its current
+-- value, and only where the script may read it, so that a component table from world.get can
+-- be passed back whole; anything else is denied. `entity` is nil for a new entity (spawn):
+-- there, any such field is denied.
+local function check_fields(fname, component, entity, fields)
+  if type(fields) ~= "table" then return end   -- field_values raises the error
+  local granted, position, now = field_grant[component.name], component.position, false
+  for field, value in next, fields do
+    local at = type(field) == "string" and position[field]
+    if at and not granted[field] then
+      if now == false then now = entity ~= nil and readable_values(component, entity) end
+      if not now or now[at] ~= value then
+        deny(s_format("world.%s: field '%s' of %s is not writable by this script", fname,
+          field, component.name))
+      end
+    end
+  end
+end
+
 local function checked_get(entity, name)
   need_world("get")
-  entity = check_entity("get", entity)
+  entity = check_entity("get", entity, read_any, "read")
   local component = check_component("get", name, can_read, "readable")
   local entry, slot = cached(component, entity)
   if entry then return component.read(slot) end
+  local read, row = q_find(component, entity)   -- query.lua's store
+  if read then return read(row) end
   return got(entity, component.fields, h_get(entity, component.index))
 end
 
 local function checked_set(entity, name, fields)
   need_world("set")
-  entity = check_entity("set", entity)
+  entity = check_entity("set", entity, write_any, "write")
   local component = check_component("set", name, can_write, "writable")
+  if field_grant[name] then check_fields("set", component, entity, fields) end
   local values = field_values(component, fields, 3)
   local entry, slot = cached(component, entity)
   if entry then
@@ -139,6 +195,7 @@ local function checked_set(entity, name, fields)
     entry.written[slot] = entry.gen
     return
   end
+  if q_store(component, entity, values) then return end
   local status = h_set(entity, component.index, t_unpack(values, 1, #component.fields))
   if status ~= DONE then
     if status == MISSING then
@@ -150,10 +207,11 @@ end
 
 local function checked_has(entity, name)
   need_world("has")
-  entity = check_entity("has", entity)
+  entity = check_entity("has", entity, read_any, "read")
   local component = check_component("has", name, can_read, "readable")
   local entry, slot = cached(component, entity)
   if entry then return not entry.absent[slot] end
+  if q_find(component, entity) then return true end
   local status = h_has(entity, component.index)
   if status ~= DONE and status ~= MISSING then unknown_entity("has", entity, status) end
   return status == DONE
@@ -168,13 +226,16 @@ local readable, writable = {}, {}   -- name -> component, for known and granted 
 -- misses and takes the checked path.
 function world.get(entity, name)
   local component = readable[name]
-  if component ~= nil and current ~= nil and (entity == current or scope_any) then
+  if component ~= nil and current ~= nil and (entity == current or read_any) then
     local slot = slot_of[entity]
     if slot ~= nil then
       -- loaded on the first use in a batch; nil or false when the host could not provide it
       local read = component.read or component.entry == nil and load_entry(component)
         and component.read
       if read then return read(slot) end
+    else   -- another entity: query.lua's store, while a query has it loaded
+      local read, row = component.qread, component.qrow[entity]
+      if read and row then return read(row) end
     end
   end
   return checked_get(entity, name)
@@ -182,7 +243,7 @@ end
 
 function world.has(entity, name)
   local component = readable[name]
-  if component ~= nil and current ~= nil and (entity == current or scope_any) then
+  if component ~= nil and current ~= nil and (entity == current or read_any) then
     local entry, slot = cached(component, entity)
     if entry then return not entry.absent[slot] end
   end
@@ -191,46 +252,75 @@ end
 
 function world.set(entity, name, fields)
   local component = writable[name]
-  if component ~= nil and current ~= nil and (entity == current or scope_any) then
+  if component ~= nil and current ~= nil and (entity == current or write_any) then
     local slot = slot_of[entity]
     if slot ~= nil then
       local write = component.write or component.entry == nil and load_entry(component)
         and component.write
-      -- write() stores only when every given field is valid; anything else (and text fields)
-      -- takes the checked path, which raises the precise error
+      -- write() stores only when every given field is valid and granted (batch.lua's
+      -- make_binder); anything else (and text fields) takes the checked path, which raises the
+      -- precise error
       if write and write(fields, slot) then return end
+    else   -- another entity: query.lua's store buffers the write as the batch cache does
+      local write, row = component.qwrite, component.qrow[entity]
+      if write and row and write(fields, row) then return end
     end
   end
   return checked_set(entity, name, fields)
 end
 
-function world.spawn(spec)
+-- world.spawn({Position = {...}, script = "name"}) needs `spawn` (and, with a script, grants
+-- that cover the script's: the host checks); world.spawn("template", {Position = {...}}) needs
+-- the template in `templates` (the host knows the templates: it answers "permission" when
+-- `granted` is false), and its overrides set fields of the template's components. Both need
+-- `write` for every field they give.
+function world.spawn(spec, overrides)
   need_world("spawn")
-  if not can_spawn then deny("world.spawn is not granted to this script") end
-  if type(spec) ~= "table" then
-    error("bad argument #1 to 'world.spawn' (table expected, got " .. type(spec) .. ")", 2)
+  local template = nil
+  if type(spec) == "string" then
+    if overrides ~= nil and type(overrides) ~= "table" then
+      error("bad argument #2 to 'world.spawn' (table of overrides or nil expected, got "
+        .. type(overrides) .. ")", 2)
+    end
+    template, spec = spec, overrides or {}
+  elseif not can_spawn then
+    deny("world.spawn is not granted to this script")
+  elseif type(spec) ~= "table" then
+    error("bad argument #1 to 'world.spawn' (table or template name expected, got "
+      .. type(spec) .. ")", 2)
+  elseif overrides ~= nil then
+    error("bad argument #2 to 'world.spawn' (nothing expected after a table of components)", 2)
   end
   local script, parts = nil, {}
   for key, fields in next, spec do
-    if key == "script" then
-      if type(fields) ~= "string" then error("world.spawn: script must be a string name", 2) end
-      script = fields
+    if key == "script" and template == nil then
+      script = spawn_scripts(fields)   -- a name or an array of names
     else
       local component = check_component("spawn", key, can_write, "writable")
+      if field_grant[key] then check_fields("spawn", component, nil, fields) end
       local values = field_values(component, fields, 3)
-      for field in next, component.required do
-        if values[component.position[field]] == nil then
-          error(s_format("world.spawn: %s.%s is required", key, field), 2)
+      if template == nil then
+        for field in next, component.required do
+          if values[component.position[field]] == nil then
+            error(s_format("world.spawn: %s.%s is required", key, field), 2)
+          end
         end
       end
       values.n = #component.fields
       parts[component.index] = values
     end
   end
-  local entity, problem = h_spawn(current, parts, script)
+  local entity, problem = h_spawn(current, parts, script, template,
+    template ~= nil and can_template[template] == true)
+  query.spawned()   -- later queries ask the host again
   if entity == nil then
     if problem == "permission" then
-      deny("world.spawn: script '" .. tostring(script) .. "' has grants this script lacks")
+      if template ~= nil then
+        deny("world.spawn: template '" .. s_sub(template, 1, 64)
+          .. "' is not granted to this script")
+      end
+      script = type(script) == "table" and t_concat(script, "', '") or tostring(script)
+      deny("world.spawn: script '" .. script .. "' has grants this script lacks")
     end
     error("world.spawn: " .. (problem or "failed in the host (the failure is logged)"), 2)
   end
@@ -240,9 +330,10 @@ end
 function world.destroy(entity)
   need_world("destroy")
   if not can_destroy then deny("world.destroy is not granted to this script") end
-  entity = check_entity("destroy", entity)
+  entity = check_entity("destroy", entity, write_any, "write")
   local status = h_destroy(entity)
   if status ~= DONE then unknown_entity("destroy", entity, status) end
+  query.destroyed(entity)   -- running queries skip it from now on
 end
 
 function world.emit(name, payload, target)
@@ -259,8 +350,9 @@ function world.emit(name, payload, target)
   if target ~= nil and m_type(target) ~= "integer" then
     error("bad argument #3 to 'world.emit' (entity id or nil expected)", 2)
   end
-  if target ~= nil and not scope_any and target ~= current then
-    deny(s_format("world.emit to entity %d: this script may only touch its own entity", target))
+  if target ~= nil and target ~= current and can_emit[name] ~= "any" then
+    deny(s_format("world.emit of '%s' to entity %d: this script may only send it to its own "
+      .. "entity", name, target))
   end
   local copy = payload and copy_payload(payload, 1, {MAX_PAYLOAD_ITEMS}) or {}
   local status = h_emit(current, name, copy, target)
@@ -286,6 +378,9 @@ local function world_print(...)
   h_print(current, line, false)
 end
 
+-- world.query/within/nearest: query.lua, which needs the running entity, deny, get and has
+query.bind(function() return current end, deny, need_world, world.get, world.has)
+world.query, world.within, world.nearest = query.query, query.within, query.nearest
 kit.add_global("world", world)
 kit.add_global("print", world_print)
 
@@ -357,7 +452,8 @@ local function fresh(value)
 end
 
 -- One tick of this script, in one batch: deliver the events queued during the previous tick
--- (`events`: {{name, payload}, ...}, each converted once; `targets`: {entity, event number,
+-- (`events`: {{name, payload, sender}, ...}, each converted once, the sender nil for the
+-- host's; `targets`: {entity, event number,
 -- ...}; every receiver gets its own payload copy), run the on_destroy and on_start calls owed
 -- (see instances.lua: the host synced the instance list before this call), update every
 -- instance. Instances that end still get the events sent to them; instances whose on_start has
@@ -373,11 +469,11 @@ local function tick(dt, tick_no, events, targets)
         for j = 1, #order do
           local entity = order[j]
           local self = receiver(entity)
-          if self then run("on_event", entity, self, event[1], fresh(event[2])) end
+          if self then run("on_event", entity, self, event[1], fresh(event[2]), event[3]) end
         end
       else
         local self = receiver(target)
-        if self then run("on_event", target, self, event[1], fresh(event[2])) end
+        if self then run("on_event", target, self, event[1], fresh(event[2]), event[3]) end
       end
     end
   end
@@ -419,8 +515,41 @@ local function reloaded(tick_no)
   return errors, pending_writes()
 end
 
+-- system.call: the global `fname(self, ...)` (`n` values in `args`) for the instance on `entity`,
+-- in a batch of its own. Returns false and what is missing ("instance": none whose on_start
+-- ran; "function"), or true, the errors and the first chunk of writes; the results wait for
+-- `call_results`, which exports them (the host converts them as for ScriptContext.call).
+local called = nil
+local function keep(entity, fname, ok, ...)
+  current = nil
+  if ok then called = {n = select("#", ...), ...} else record((...), entity, fname) end
+end
+
+local function run_call(fn, entity, self, fname, n, args)   -- as deep as `run` (see handler)
+  current = entity
+  keep(entity, fname, xpcall(fn, handler, self, t_unpack(args, 1, n)))
+end
+
+local function call(entity, fname, n, args)
+  printed, print_tick, errors, called = 0, -1, nil, nil
+  reset_cache()
+  adopt()
+  local self = instances[entity]
+  if self == nil or adopted.unstarted[entity] == self then return false, "instance" end
+  local fn = rawget(current_env(), fname)
+  if type(fn) ~= "function" then return false, "function" end
+  run_call(fn, entity, self, fname, n, args)
+  return true, errors, pending_writes()
+end
+
+local function call_results()
+  local values = called or {n = 0}
+  called = nil
+  return export(t_unpack(values, 1, values.n))
+end
+
 -- The host side: component schemas and the Python functions behind the world API.
-local function attach(schema, get, set, has, spawn, destroy, emit, host_print, fetch)
+local function attach(schema, get, set, has, spawn, destroy, emit, host_print, fetch, ...)
   components = {}
   for name, spec in next, schema do
     local position, required = {}, {}
@@ -428,7 +557,8 @@ local function attach(schema, get, set, has, spawn, destroy, emit, host_print, f
     for i = 1, #spec.required do required[spec.required[i]] = true end
     local component = {name = name, index = spec.index, fields = spec.fields,
                        kinds = spec.kinds, position = position, required = required,
-                       bind = make_binder(name, spec.fields, spec.kinds, position), gen = 0,
+                       bind = make_binder(name, spec.fields, spec.kinds, position,
+                                          field_grant[name]), gen = 0,
                        capacity = 0,
                        synced = false}
     components[name] = component
@@ -440,7 +570,7 @@ local function attach(schema, get, set, has, spawn, destroy, emit, host_print, f
   end
   h_get, h_set, h_has, h_spawn, h_destroy, h_emit, h_print =
     get, set, has, spawn, destroy, emit, host_print
-  batch_attach(components, fetch)
+  batch_attach(components, fetch, ...)   -- and query.lua's host functions
   reset_cache()
 end
 
@@ -451,4 +581,4 @@ local function last_entity()
 end
 
 return {tick = tick, reloaded = reloaded, attach = attach, last_entity = last_entity,
-        pending_writes = pending_writes}
+        pending_writes = pending_writes, call = call, call_results = call_results}

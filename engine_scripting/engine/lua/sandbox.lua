@@ -53,6 +53,7 @@ local argerror, typeerror, optstring, optinteger =
 local RECURSION_MESSAGE = "recursion limit exceeded"
 local killed = false                    -- false | "time" | "recursion"
 local killed_threads = setmetatable({}, {__mode = "k"})
+local read_only = setmetatable({}, {__mode = "k"})   -- the views `freeze` made
 -- 16 permanent slots for coroutine.wrap generators, 200 for nested coroutines (coroutines.lua)
 local PERMANENT_CAPACITY = 16
 local SLOT_CAPACITY = 200 + PERMANENT_CAPACITY   -- slots[1..217]: 3.4 KiB
@@ -211,6 +212,48 @@ local function sb_load(...)
   end, chunkname, mode, env_arg)
 end
 
+-- rawset as Lua's, except on the read-only views `freeze` makes.
+local function sb_rawset(...)
+  local t = ...
+  local n = select("#", ...)
+  argcheck.checktable(1, 1, t, n >= 1)
+  if n < 3 then argerror(1, n + 1, "value expected") end
+  if read_only[t] then argerror(1, 1, "table is read-only") end
+  rawset(...)
+  return t
+end
+
+-- require: the modules the host registered (the manager's `register_module`). Each runs once
+-- per environment, in that environment, and its value is cached there; a reload's fresh
+-- environment runs them again, with the sources registered by then.
+local module_source = nil   -- host function: name -> source text, or nil (set_modules)
+local modules_of = setmetatable({}, {__mode = "k"})   -- environment -> {name -> value}
+local LOADING = {}
+local function sb_require(name)
+  name = argcheck.checkstring(1, 1, name, true)
+  local current = staged or env
+  local cache = modules_of[current]
+  if not cache then cache = {} modules_of[current] = cache end
+  local value = cache[name]
+  if value == LOADING then error("module '" .. name .. "' requires itself (a loop)", 2) end
+  if value ~= nil then return value end
+  local source = module_source and module_source(name)
+  if type(source) ~= "string" then error("module '" .. name .. "' not found", 2) end
+  local chunk, err = load(source, "=" .. name, "t", current)
+  if not chunk then error(err, 0) end
+  cache[name] = LOADING
+  local ok, result = sb_pcall(chunk, name)
+  if not ok then cache[name] = nil error(result, 0) end
+  if result == nil then result = true end
+  cache[name] = result
+  return result
+end
+
+local function set_modules(source_of)
+  module_source = source_of
+  return 0   -- no values (see export.lua)
+end
+
 -- Options that change how the collector runs are the host's; the rest are plain Lua's.
 local GC_OPTIONS = {count = true, collect = true, step = true, isrunning = true, restart = true}
 local GC_HOST_OPTIONS = {stop = true, setpause = true, setstepmul = true, generational = true,
@@ -245,7 +288,7 @@ else
   -- modules' versions: the C function where its cost is provably small, an interruptible Lua
   -- port otherwise.
   local own = {pcall = sb_pcall, xpcall = sb_xpcall, print = sb_print, load = sb_load,
-               collectgarbage = sb_collectgarbage}
+               collectgarbage = sb_collectgarbage, require = sb_require, rawset = sb_rawset}
   own["math.randomseed"] = function(...)
     if select("#", ...) > 0 then
       local n1 = argcheck.checkinteger(1, 1, (...), true)
@@ -408,6 +451,31 @@ local function after_stop()
   return reason
 end
 
+-- Read-only views of host data (a script's config, an instance's params): indexing, pairs,
+-- ipairs and # see the data; writes raise (`rawset` too: see sb_rawset); the metatable is
+-- locked; the data table itself is never handed out.
+local function freeze(value, what)
+  if type(value) ~= "table" then return value end
+  local data = {}
+  for k, v in next, value do data[k] = freeze(v, what) end
+  local function refuse() error(what .. " is read-only", 2) end
+  local function step(_, key) return next(data, key) end
+  local view = setmetatable({}, {__index = data, __newindex = refuse, __metatable = what,
+                                 __len = function() return rawlen(data) end,
+                                 __pairs = function(t) return step, t, nil end})
+  read_only[view] = true
+  return view
+end
+
+-- A global the host sets, read-only, in this environment and every later one (`stage`).
+local function set_constant(name, value)
+  local frozen = freeze(value, name)
+  extensions[name] = frozen
+  env[name] = frozen
+  if staged then staged[name] = frozen end
+  return 0   -- no values (see export.lua)
+end
+
 -- After a failed call: whether it ran deeper than the limit, whether the message handler saw its
 -- error, and the limit that stopped it when no watchdog did (see `caught`).
 local function outcome()
@@ -440,6 +508,8 @@ local function make_kit()
     running_deep = function(level) return d_getinfo(level + max_depth, "l") ~= nil end,
     traceback = d_traceback,
     killed = function() return killed end,
+    export = results,   -- values as `call` returns them (ScriptContext.entry(exported=True))
+    freeze = freeze,
     type = type, error = error, pcall = pcall, xpcall = xpcall, select = select, next = next,
     rawget = rawget, rawset = rawset, rawlen = rawlen, tostring = tostring,
     setmetatable = setmetatable,
@@ -477,6 +547,8 @@ return {
   env = env,
   install = install,
   invoke = invoke,
+  set_constant = set_constant,
+  set_modules = set_modules,
   apply = apply,
   stage = stage,
   event_names = s_format("%p %p %p %p", "__index", "__newindex", "__gc", "__mode"),
