@@ -32,12 +32,15 @@ class Rare:
     n: int = 0
 
 engine = ScriptEngine(limits=ScriptResourceLimits(max_memory_mb=32, max_execution_time_ms=50))
+# the turret's budget is generous for a loaded machine (it needs about 30 ms here); with the
+# whole world in one cell each of its ticks took seconds
+roomy = ScriptResourceLimits(max_memory_mb=32, max_execution_time_ms=400)
 manager = ScriptManager(engine, initializers=[WorldApi()])
 manager.load("turret", """
 function on_update(self, dt)
   local me = world.get(self.entity, "Position")
-  for i = 1, 5 do local ids = world.within(me.x, me.y, 5, "Enemy") end
-end""", permissions=Permissions(read={"Position", "Enemy"}, read_scope="any"))
+  for i = 1, 10 do local ids = world.within(me.x, me.y, 5, "Enemy") end
+end""", permissions=Permissions(read={"Position", "Enemy"}, read_scope="any"), limits=roomy)
 manager.load("mod", """
 function on_update(self, dt)
   world.set(self.entity, "Position", {x = 1e300, y = 0})
@@ -69,6 +72,6 @@ def test_a_far_off_entity_does_not_slow_the_shared_index() -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["turret_enabled"] is True and result["turret_errors"] == 0, result
-    # two scripts of 50 ms budget each, stopped within 2x budget + 100 ms: generous on a
-    # loaded machine (before the fix a tick took seconds)
-    assert result["worst_tick_s"] < 2 * (2 * 0.05 + 0.1) + 0.5, result
+    # the mod (50 ms budget) is stopped within 2x its budget + 100 ms, the turret within its
+    # own: generous on a loaded machine (before the fix a tick took seconds)
+    assert result["worst_tick_s"] < (2 * 0.05 + 0.1) + 0.4 + 0.5, result
