@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 from typing import Any
 
 from engine_scripting._lua_text import error_line, split_message, text
@@ -36,3 +37,18 @@ def instance_errors(name: str, failures: Any) -> list[ScriptError]:
                 traceback=traceback, entity=entity, callback=callback,
             ))
     return found
+
+
+def with_progress(error: ScriptError, entity: int | None, order: list[int]) -> ScriptError:
+    """A time-limit error of a batch, saying how many of its instances the batch reached (the
+    instance running when it stopped included); other errors unchanged."""
+    if (not isinstance(error, ResourceLimitExceeded) or error.limit_type != "time"
+            or entity is None or not order):
+        return error
+    at = bisect.bisect_left(order, entity)
+    if at == len(order) or order[at] != entity:
+        return error
+    progressed = type(error)(f"{error} ({at + 1} of {len(order)} instances reached)",
+                             limit_type="time", script=error.script, entity=error.entity,
+                             callback=error.callback)
+    return progressed

@@ -41,7 +41,7 @@ from engine_scripting.ecs._components import (
 from engine_scripting.ecs._events import deliver, group_links
 from engine_scripting.ecs._host_calls import HostCalls
 from engine_scripting.ecs._host_messages import HostMessages, Listener
-from engine_scripting.ecs._instance_errors import instance_errors
+from engine_scripting.ecs._instance_errors import instance_errors, with_progress
 from engine_scripting.ecs._runs import ScriptRun
 from engine_scripting.ecs._schema import ComponentSchema, build_schemas
 from engine_scripting.ecs._spatial import spatial_index
@@ -229,7 +229,8 @@ class ScriptSystem(esper.Processor):
         except ScriptError as error:
             entity = (run.entries.last_entity()[0]
                       if not (context.closed or context.dead) else None)
-            errors.append(error.with_context(script=name, entity=entity))
+            errors.append(with_progress(error, entity, run.order).with_context(
+                script=name, entity=entity))
             self._write_back(run, None, errors)
             return
         # not in a `finally`: an abandoned call unwinds its worker past this (engine/_runner.py)
