@@ -310,7 +310,8 @@ end
 function spin_caught(self) while true do pcall(function() while true do end end) end end
 function bomb(self) local t = {} while true do t[#t + 1] = string.rep("x", 4096) .. #t end end
 function deep(self, n)   -- slow enough per level for the watchdog's depth samples
-  local s = 0 for i = 1, 200 do s = s + i end
+  local s = 0 for i = 1, 2000 do s = s + i end   -- about 10 us a level: the watchdog samples
+                                                 -- the depth long before memory runs out
   return deep(self, n + 1) + s
 end
 function ticks(self) return self.ticks end
