@@ -260,7 +260,8 @@ class LuaNative:
             return []
         raw = ctypes.string_at(array + _TVALUE_SIZE, count * _TVALUE_SIZE)
         threads = []
-        for value, tag in struct.iter_unpack("<QB7x", raw):
+        entry = f"<Q{_TVALUE_TAG_OFFSET - 8}xB{_TVALUE_SIZE - _TVALUE_TAG_OFFSET - 1}x"
+        for value, tag in struct.iter_unpack(entry, raw):
             if tag == _LUA_VTHREAD_COLLECTABLE and value:
                 threads.append(value)
         return threads

@@ -260,6 +260,14 @@ def _check_table(runtime: Any, native: LuaNative) -> None:
     memory = _safe_read(arrays[0], len(expected))
     if memory is not None and memory != expected:
         raise _fail("Table.array")
+    # every entry's tag where the layout says, not only the bytes packed after [1]'s value
+    entries = _safe_read(arrays[0], 3 * layout._TVALUE_SIZE)   # None: no /proc to read
+    if entries is not None:
+        wanted = (layout._LUA_VNUMINT, layout._LUA_VTHREAD_COLLECTABLE,
+                  layout._LUA_VTHREAD_COLLECTABLE)
+        at = [k * layout._TVALUE_SIZE + layout._TVALUE_TAG_OFFSET for k in range(3)]
+        if len(entries) <= at[-1] or tuple(entries[i] for i in at) != wanted:
+            raise _fail("TValue")
     if native.slot_threads(slots, 8) != [main, co]:
         raise _fail("Lua table layout")
 
