@@ -20,6 +20,7 @@ from engine_scripting import (
     ScriptSystem,
     WorldApi,
 )
+from tests.conftest import ROOMY_LIMITS
 from tests.ecs.support import COMPONENTS
 
 NAMES = tuple(component.__name__ for component in COMPONENTS)
@@ -62,7 +63,10 @@ def system_script(engine: ScriptEngine, source: str, permissions: Permissions = 
     manager = ScriptManager(engine, initializers=[WorldApi()])
     system = ScriptSystem(manager, components=COMPONENTS, spatial=spatial)
     esper.add_processor(system)
-    manager.load("q", KEEPER + source, permissions=permissions, limits=limits)
+    # real work over whole worlds: roomy limits unless a test asks for its own (a loaded
+    # machine must not stop it)
+    manager.load("q", KEEPER + source, permissions=permissions,
+                 limits=ROOMY_LIMITS if limits is None else limits)
     return manager, system, esper.create_entity(Script("q"))
 
 
