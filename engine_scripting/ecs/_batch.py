@@ -44,6 +44,17 @@ def _check_column(kind: FieldKind, column: tuple[object, ...]) -> None:
         raise TypeError("write-back of a float field holds NaN or inf")
 
 
+def remember(held: list[Any], first: int, count: int, places: Sequence[int],
+             values: Sequence[Any]) -> None:
+    """Record written ``values`` in a column's mirror (what the host last sent or took): a run
+    of ``count`` places from ``first`` (1-based), or the listed ``places`` when ``first`` is 0."""
+    if first > 0:
+        held[first - 1:first - 1 + count] = values
+    else:
+        for place, value in zip(places, values, strict=True):
+            held[place] = value
+
+
 class BatchColumns:
     """Columns of component values for batch.lua's batch cache, and the way back.
 
@@ -190,12 +201,7 @@ class BatchColumns:
                 # where a write failed, the component keeps another object than `values`
                 # holds: the next fetch sees the difference and sends the column again
                 if mirror is not None:
-                    held = mirror[position]
-                    if first > 0:
-                        held[first - 1:first - 1 + count] = values
-                    else:
-                        for place, value in zip(places, values, strict=True):
-                            held[place] = value
+                    remember(mirror[position], first, count, places, values)
             return status
         except Exception as error:
             self._mirrors.pop(index, None)

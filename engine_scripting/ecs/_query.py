@@ -43,7 +43,7 @@ from typing import Any
 
 import esper
 
-from engine_scripting.ecs._batch import DONE, BatchColumns, _check_column, _decoded
+from engine_scripting.ecs._batch import DONE, BatchColumns, _check_column, _decoded, remember
 from engine_scripting.ecs._components import Console, EventQueue
 from engine_scripting.ecs._schema import ComponentSchema, lua_column
 
@@ -248,12 +248,7 @@ class QueryHost:
                             status = self._report("set", store.entities[place], error)
                 # where a write failed the component keeps another object: it is sent again
                 if mirror is not None:
-                    held = mirror[position]
-                    if first > 0:
-                        held[first - 1:first - 1 + count] = values
-                    else:
-                        for place, value in zip(places, values, strict=True):
-                            held[place] = value
+                    remember(mirror[position], first, count, places, values)
             return status
         except Exception as error:
             self.forget_mirrors()

@@ -156,11 +156,6 @@ class ScriptEngine:
         runner.run_each(items, job, abandoned)
 
     @property
-    def runner(self) -> Runner | None:
-        """The worker thread that runs this engine's limited calls (None when trusted)."""
-        return self._runner
-
-    @property
     def closed(self) -> bool:
         """True once ``close`` has run."""
         return self._closed.is_set()

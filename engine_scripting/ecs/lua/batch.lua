@@ -163,6 +163,31 @@ local function advance()
   return false
 end
 
+-- Rows from .. from + chunk - 1 (at most `total`) of `fields` columns, flattened for the host:
+-- the slots first when `slots` picks the rows, then each column's values. Returns the values,
+-- their count, the number of rows and the last row. Shared with query.lua's store.
+local function pack_rows(columns, fields, slots, from, total, chunk)
+  local last = from + chunk - 1
+  if last > total then last = total end
+  local n = last - from + 1
+  local out, size = {}, 0
+  if slots then
+    t_move(slots, from, last, 1, out)
+    size = n
+    for f = 1, fields do
+      local column = columns[f]
+      for j = 1, n do out[size + j] = column[slots[from + j - 1]] end
+      size = size + n
+    end
+  else
+    for f = 1, fields do
+      t_move(columns[f], from, last, size + 1, out)
+      size = size + n
+    end
+  end
+  return out, size, n, last
+end
+
 -- The next chunk of the batch's buffered writes, as `more, index, fields, n, first, values...`
 -- (see BatchColumns.write_back); `more` says whether another chunk follows. Nothing when there
 -- is nothing (left) to write.
@@ -173,26 +198,8 @@ local function pending_writes()
       return
     end
     local index, entry, slots, from = flushing[1], flushing[2], flushing[3], flushing[4]
-    local columns, fields = entry.columns, entry.fields
-    local total = slots and #slots or #order
-    local last = from + FETCH_CHUNK - 1
-    if last > total then last = total end
-    local n = last - from + 1
-    local out, size = {}, 0
-    if slots then
-      t_move(slots, from, last, 1, out)
-      size = n
-      for f = 1, fields do
-        local column = columns[f]
-        for j = 1, n do out[size + j] = column[slots[from + j - 1]] end
-        size = size + n
-      end
-    else
-      for f = 1, fields do
-        t_move(columns[f], from, last, size + 1, out)
-        size = size + n
-      end
-    end
+    local fields, total = entry.fields, slots and #slots or #order
+    local out, size, n, last = pack_rows(entry.columns, fields, slots, from, total, FETCH_CHUNK)
     if last >= total then flushing = nil else flushing[4] = last + 1 end
     if n > 0 then
       local more = flushing ~= nil or advance()
@@ -312,4 +319,5 @@ local function make_binder(name, fields, kinds, position, granted)
 end
 
 return {attach = attach, adopt = adopt, reset_cache = reset_cache, load_entry = load_entry,
+        pack_rows = pack_rows,
         cached = cached, pending_writes = pending_writes, make_binder = make_binder}

@@ -28,8 +28,8 @@ local type, error, select, next, rawget, rawlen, tostring =
   kit.type, kit.error, kit.select, kit.next, kit.rawget, kit.rawlen, kit.tostring
 local s_format, s_sub, t_move, t_concat, t_unpack, m_type, huge =
   kit.s_format, kit.s_sub, kit.t_move, kit.t_concat, kit.t_unpack, kit.m_type, kit.huge
-local batch_reset, batch_pending, batch_attach, batch_adopt =
-  batch.reset_cache, batch.pending_writes, batch.attach, batch.adopt
+local batch_reset, batch_pending, batch_attach, batch_adopt, pack_rows =
+  batch.reset_cache, batch.pending_writes, batch.attach, batch.adopt, batch.pack_rows
 
 local DONE, HOST_FAILURE = caps.status.done, caps.status.host_failure
 local MAX_NAMES = caps.max_query_components     -- names in one query, filters included
@@ -107,26 +107,8 @@ local function store_pending()
     return
   end
   local component, rows, from = flushing[1], flushing[2], flushing[3]
-  local columns, fields = component.qcols, #component.fields
-  local total = rows and #rows or component.qn
-  local last = from + CHUNK - 1
-  if last > total then last = total end
-  local n = last - from + 1
-  local out, size = {}, 0
-  if rows then
-    t_move(rows, from, last, 1, out)
-    size = n
-    for f = 1, fields do
-      local column = columns[f]
-      for j = 1, n do out[size + j] = column[rows[from + j - 1]] end
-      size = size + n
-    end
-  else
-    for f = 1, fields do
-      t_move(columns[f], from, last, size + 1, out)
-      size = size + n
-    end
-  end
+  local fields, total = #component.fields, rows and #rows or component.qn
+  local out, size, n, last = pack_rows(component.qcols, fields, rows, from, total, CHUNK)
   if last >= total then flushing = nil else flushing[3] = last + 1 end
   local more = flushing ~= nil or advance()
   if not more then unload() end
