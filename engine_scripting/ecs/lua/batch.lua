@@ -318,6 +318,25 @@ local function make_binder(name, fields, kinds, position, granted)
     component_metatable(name, position))
 end
 
+-- The world's components as world.lua keeps them: name -> {name, index, fields, kinds,
+-- position (field -> its place), required (field -> true), bind (make_binder's), and the batch
+-- cache's bookkeeping}; `schema` is the host's (_schema.py), `field_grant` checks.lua's.
+local function components_of(schema, field_grant)
+  local components = {}
+  for name, spec in next, schema do
+    local position, required = {}, {}
+    for i = 1, #spec.fields do position[spec.fields[i]] = i end
+    for i = 1, #spec.required do required[spec.required[i]] = true end
+    components[name] = {name = name, index = spec.index, fields = spec.fields,
+                        kinds = spec.kinds, position = position, required = required,
+                        bind = make_binder(name, spec.fields, spec.kinds, position,
+                                           field_grant[name]),
+                        gen = 0, capacity = 0, synced = false}
+  end
+  return components
+end
+
 return {attach = attach, adopt = adopt, reset_cache = reset_cache, load_entry = load_entry,
         pack_rows = pack_rows,
-        cached = cached, pending_writes = pending_writes, make_binder = make_binder}
+        cached = cached, pending_writes = pending_writes, make_binder = make_binder,
+        components_of = components_of}

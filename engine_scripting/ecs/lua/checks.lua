@@ -133,5 +133,33 @@ local function spawn_scripts(value)
   return names
 end
 
+-- The grants (see lua_grants in _world_api.py) as lookup sets: can_read, component -> true;
+-- can_write, component -> true; field_grant, component -> {field = true} when only those fields
+-- may be written (none: every field); can_emit, event -> the scope of its targets ("self" or
+-- "any"); can_template, template -> true.
+local function grant_sets(grants)
+  local can_read, can_write, field_grant, can_emit, can_template = {}, {}, {}, {}, {}
+  for i = 1, rawlen(grants.read) do can_read[grants.read[i]] = true end
+  for name, fields in next, grants.write do
+    can_write[name] = true
+    if fields ~= true then
+      field_grant[name] = {}
+      for i = 1, rawlen(fields) do field_grant[name][fields[i]] = true end
+    end
+  end
+  for name, target_scope in next, grants.emit do can_emit[name] = target_scope end
+  for i = 1, rawlen(grants.templates) do can_template[grants.templates[i]] = true end
+  return can_read, can_write, field_grant, can_emit, can_template
+end
+
+-- A receiver's own copy of a payload (already plain and capped when it was emitted).
+local function fresh(value)
+  if type(value) ~= "table" then return value end
+  local copy = {}
+  for k, v in next, value do rawset(copy, k, fresh(v)) end
+  return copy
+end
+
 return {unknown_entity = unknown_entity, field_value = field_value,
-        field_values = field_values, copy_payload = copy_payload, spawn_scripts = spawn_scripts}
+        field_values = field_values, copy_payload = copy_payload, spawn_scripts = spawn_scripts,
+        grant_sets = grant_sets, fresh = fresh}

@@ -17,18 +17,18 @@
 -- catches the error) and raised as a Lua error.
 local kit, grants, caps, roster, checks, batch, query = ...
 
-local type, error, xpcall, next, rawget, rawset, rawlen, tostring, select =
-  kit.type, kit.error, kit.xpcall, kit.next, kit.rawget, kit.rawset, kit.rawlen, kit.tostring,
-  kit.select
+local type, error, xpcall, next, rawget, tostring, select =
+  kit.type, kit.error, kit.xpcall, kit.next, kit.rawget, kit.tostring, kit.select
 local s_format, s_len, s_sub, t_concat, t_unpack, m_type, tointeger =
   kit.s_format, kit.s_len, kit.s_sub, kit.t_concat, kit.t_unpack, kit.m_type, kit.tointeger
 local violation, current_env, killed, running_deep, traceback, pcall, export =
   kit.violation, kit.current_env, kit.killed, kit.running_deep, kit.traceback, kit.pcall,
   kit.export
-local unknown_entity, field_values, copy_payload, spawn_scripts =
-  checks.unknown_entity, checks.field_values, checks.copy_payload, checks.spawn_scripts
-local load_entry, cached, reset_cache, pending_writes, make_binder, batch_attach, batch_adopt =
-  batch.load_entry, batch.cached, batch.reset_cache, batch.pending_writes, batch.make_binder,
+local unknown_entity, field_values, copy_payload, spawn_scripts, fresh =
+  checks.unknown_entity, checks.field_values, checks.copy_payload, checks.spawn_scripts,
+  checks.fresh
+local load_entry, cached, reset_cache, pending_writes, components_of, batch_attach, batch_adopt =
+  batch.load_entry, batch.cached, batch.reset_cache, batch.pending_writes, batch.components_of,
   batch.attach, batch.adopt
 reset_cache, pending_writes, batch_attach, batch_adopt =
   query.reset_cache, query.pending_writes, query.attach, query.adopt
@@ -41,20 +41,8 @@ local MAX_LINES = caps.max_lines              -- printed lines per script per ti
 local DONE, MISSING = caps.status.done, caps.status.missing
 local EVERY_INSTANCE = caps.status.every_instance
 
--- The grants (see lua_grants in _world_api.py). can_write: component -> true; field_grant:
--- component -> {field = true} when only those fields may be written (none: every field);
--- can_emit: event -> the scope of its targets ("self" or "any").
-local can_read, can_write, field_grant, can_emit, can_template = {}, {}, {}, {}, {}
-for i = 1, rawlen(grants.read) do can_read[grants.read[i]] = true end
-for name, fields in next, grants.write do
-  can_write[name] = true
-  if fields ~= true then
-    field_grant[name] = {}
-    for i = 1, rawlen(fields) do field_grant[name][fields[i]] = true end
-  end
-end
-for name, target_scope in next, grants.emit do can_emit[name] = target_scope end
-for i = 1, rawlen(grants.templates) do can_template[grants.templates[i]] = true end
+-- The grants as lookup sets (checks.lua's grant_sets)
+local can_read, can_write, field_grant, can_emit, can_template = checks.grant_sets(grants)
 local read_any, write_any = grants.read_scope == "any", grants.write_scope == "any"
 local can_spawn, can_destroy = grants.spawn, grants.destroy
 
@@ -443,14 +431,6 @@ local function adopt()
   adopted = state
 end
 
--- A receiver's own copy of a payload (already plain and capped when it was emitted).
-local function fresh(value)
-  if type(value) ~= "table" then return value end
-  local copy = {}
-  for k, v in next, value do rawset(copy, k, fresh(v)) end
-  return copy
-end
-
 -- One tick of this script, in one batch: deliver the events queued during the previous tick
 -- (`events`: {{name, payload, sender}, ...}, each converted once, the sender nil for the
 -- host's; `targets`: {entity, event number,
@@ -550,19 +530,7 @@ end
 
 -- The host side: component schemas and the Python functions behind the world API.
 local function attach(schema, get, set, has, spawn, destroy, emit, host_print, fetch, ...)
-  components = {}
-  for name, spec in next, schema do
-    local position, required = {}, {}
-    for i = 1, #spec.fields do position[spec.fields[i]] = i end
-    for i = 1, #spec.required do required[spec.required[i]] = true end
-    local component = {name = name, index = spec.index, fields = spec.fields,
-                       kinds = spec.kinds, position = position, required = required,
-                       bind = make_binder(name, spec.fields, spec.kinds, position,
-                                          field_grant[name]), gen = 0,
-                       capacity = 0,
-                       synced = false}
-    components[name] = component
-  end
+  components = components_of(schema, field_grant)
   readable, writable = {}, {}
   for name, component in next, components do
     if can_read[name] then readable[name] = component end
