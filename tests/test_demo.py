@@ -84,3 +84,25 @@ def test_every_scene_ships_its_scripts() -> None:
     for scene in SCENES.values():
         for script in scene.scripts:
             assert script.file().is_file(), script.name
+
+
+def test_the_readme_main_command_prints_only_the_demo_report() -> None:
+    """`engine-scripting demo` (the README's main command, headless here) writes the report to
+    stdout and nothing else: no log lines, no pygame banner, nothing on stderr."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DISPLAY", "WAYLAND_DISPLAY", "PYGAME_HIDE_SUPPORT_PROMPT")}
+    done = subprocess.run([sys.executable, "-m", "engine_scripting.cli", "demo", "--frames", "20"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr == ""
+    report_line = re.compile(
+        r"(scene \w+: \d+ frames|script +instances +calls .*|\w+ +\d+ +\d+ +[\d.]+ .*"
+        r"|console \(last lines\):|  (info|warning|error) +\[\w+\] .*|)$")
+    strays = [line for line in done.stdout.splitlines() if not report_line.match(line)]
+    assert strays == []
+    assert done.stdout.count("scene ") == len(SCENES)
