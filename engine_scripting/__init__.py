@@ -21,13 +21,14 @@ from engine_scripting.errors import (
     CallAbandoned,
     PermissionDenied,
     ResourceLimitExceeded,
+    SaveDataError,
     ScriptArgumentError,
     ScriptCompileError,
     ScriptError,
     ScriptRuntimeError,
     SecurityViolation,
 )
-from engine_scripting.manager import ScriptManager, ScriptStatus
+from engine_scripting.manager import LoadedState, ScriptManager, ScriptStatus
 from engine_scripting.permissions import Permissions
 
 # a game that configures no logging sees nothing of the library's (engine_scripting/_log.py)
@@ -38,9 +39,11 @@ __all__ = [
     "Console",
     "ConsoleMessage",
     "EventQueue",
+    "LoadedState",
     "PermissionDenied",
     "Permissions",
     "ResourceLimitExceeded",
+    "SaveDataError",
     "Script",
     "ScriptArgumentError",
     "ScriptCompileError",

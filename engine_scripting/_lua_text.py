@@ -23,6 +23,10 @@ _TRUSTED_FRAME = re.compile(
     r"^\t(?:\?: in (?:function <\?:\d+>|upvalue '\?'|local '\?'|field '\?'|\?)"
     r"|\[C\]: in (?:upvalue|local|field) '\?'|\[C\]: in \?|\(\.\.\.tail calls\.\.\.\))$")
 _STAND_IN_FRAME = re.compile(r"^\t\?: in (function|global|method|field) '([^'?]+)'$")
+# a C function's frame with its name ("[C]: in function 'string.gsub'")
+_NAMED_C_FRAME = re.compile(r"^\t\[C\]: in \w+ '(?:[\w.]*\.)?([^'.?]+)'$")
+# a script's frame named by the trusted code that called it, which has no names to give
+_UNNAMED_SCRIPT_FRAME = re.compile(r"^(\t[^\t]*:\d+:) in (?:upvalue|local|field|method) '\?'$")
 
 
 def split_message(message: str) -> tuple[str, str | None]:
@@ -31,15 +35,23 @@ def split_message(message: str) -> tuple[str, str | None]:
     The sandbox's and the world API's chunks carry no debug information, so their frames read
     ``?: in function <?:N>`` or ``[C]: in upvalue '?'``: they are dropped, as are tail-call
     markers. A frame of a sandbox function standing in for a C one (``?: in function
-    'string.find'``) reads as the C function it stands for."""
+    'string.find'``) reads as the C function it stands for, and is dropped right after the C
+    function's own frame (the stand-in called it). A script function that trusted code called
+    (a ``string.gsub`` replacement, a comparator) has no name to show: ``in function``."""
     first_line, _, traceback = message.partition("\n")
     if not traceback:
         return first_line, None
-    kept = []
+    kept: list[str] = []
     for line in traceback.split("\n"):
         if _TRUSTED_FRAME.match(line):
             continue
         stand_in = _STAND_IN_FRAME.match(line)
-        kept.append(f"\t[C]: in {stand_in[1]} '{stand_in[2]}'" if stand_in else line)
+        if stand_in:
+            called = _NAMED_C_FRAME.match(kept[-1]) if kept else None
+            if called and called[1] == stand_in[2].rpartition(".")[2]:
+                continue
+            line = f"\t[C]: in {stand_in[1]} '{stand_in[2]}'"
+        unnamed = _UNNAMED_SCRIPT_FRAME.match(line)
+        kept.append(f"{unnamed[1]} in function" if unnamed else line)
     frames = [line for line in kept if line.startswith("\t")]
     return first_line, "\n".join(kept) if frames else None

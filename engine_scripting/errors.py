@@ -107,6 +107,15 @@ class ScriptRuntimeError(ScriptError):
     """The script raised an error while running; the message names the script and line."""
 
 
+class SaveDataError(ScriptError):
+    """What a script gave ``ScriptManager.save_state`` (its ``on_save`` result, or its fields)
+    is not JSON data; ``path`` names the offending value (``self.inventory[3].fn``)."""
+
+    def __init__(self, message: str, *, path: str, **context: object) -> None:
+        super().__init__(message, **context)  # type: ignore[arg-type]
+        self.path = path
+
+
 class SecurityViolation(ScriptError):
     """The script tried to leave its sandbox (binary chunks, finalizers, Python objects...)."""
 

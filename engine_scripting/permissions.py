@@ -160,14 +160,37 @@ class Permissions:
     def covers(self, other: Permissions) -> bool:
         """True when every grant of ``other`` is also one of these (a spawner may attach a
         script only when its own grants cover the script's)."""
-        return (other.read <= self.read and other.templates <= self.templates
-                and _wider(self.read_scope, other.read_scope)
-                and _wider(self.write_scope, other.write_scope)
-                and all(_fields_cover(self.write, component, fields)
-                        for component, fields in other.write.items())
-                and all(name in self.emit and _wider(self.emit[name], scope)
-                        for name, scope in other.emit.items())
-                and (self.spawn or not other.spawn) and (self.destroy or not other.destroy))
+        return self.missing(other) is None
+
+    def missing(self, other: Permissions) -> str | None:
+        """The first grant of ``other`` that these lack, written as the ``Permissions``
+        argument that would add it (``read={"Secret"}``, ``read_scope="any"``,
+        ``write={"Hull": {"max"}}``, ``spawn=True``), or None when these cover ``other``."""
+        for grants, name in ((other.read - self.read, "read"),
+                             (other.templates - self.templates, "templates")):
+            if grants:
+                return f"{name}={{{', '.join(map(_quoted, sorted(grants)))}}}"
+        for name, mine, theirs in (("read_scope", self.read_scope, other.read_scope),
+                                   ("write_scope", self.write_scope, other.write_scope)):
+            if not _wider(mine, theirs):
+                return f'{name}="any"'
+        for component, fields in sorted(other.write.items()):
+            if not _fields_cover(self.write, component, fields):
+                granted = self.write.get(component, frozenset())
+                if fields is None:
+                    return (f"write={{{_quoted(component)}: None}}" if component in self.write
+                            else f"write={{{_quoted(component)}}}")
+                lacking = sorted(fields - (granted or frozenset()))
+                return f"write={{{_quoted(component)}: {{{', '.join(map(_quoted, lacking))}}}}}"
+        for event, scope in sorted(other.emit.items()):
+            if event not in self.emit or not _wider(self.emit[event], scope):
+                return (f"emit={{{_quoted(event)}: {_quoted(scope)}}}" if event in self.emit
+                        else f"emit={{{_quoted(event)}}}")
+        for name, mine_flag, their_flag in (("spawn", self.spawn, other.spawn),
+                                            ("destroy", self.destroy, other.destroy)):
+            if their_flag and not mine_flag:
+                return f"{name}=True"
+        return None
 
     def __reduce__(self) -> tuple[object, tuple[object, ...]]:
         # the read-only mappings cannot be pickled or copied: rebuild from plain values
@@ -192,3 +215,8 @@ def _fields_cover(mine: Mapping[str, AbstractSet[str] | None], component: str,
         return False
     granted = mine[component]
     return granted is None or (fields is not None and fields <= granted)
+
+
+def _quoted(name: str) -> str:
+    """A name as a Python string literal in double quotes (as messages show grants)."""
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'

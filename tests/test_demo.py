@@ -24,7 +24,7 @@ def engine() -> Iterator[ScriptEngine]:
 def test_list_names_one_scene_per_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--list"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert [line.split()[0] for line in lines] == ["fountain", "hunt", "rogue"]
+    assert [line.split()[0] for line in lines] == ["fountain", "hunt", "rogue", "quest"]
 
 
 def test_fountain_spawns_and_ends_particles(roomy_engine: ScriptEngine) -> None:
@@ -63,6 +63,20 @@ def test_rogue_mods_are_stopped_and_the_scene_plays_on(engine: ScriptEngine) -> 
     assert "may only send it to its own entity" in str(cheater.last_error)
     assert set(ROGUES) | {"orbiter", "cheater"} == set(statuses)
     assert "DISABLED" in format_result(result)
+
+
+def test_quest_runs_on_tasks_params_and_config(roomy_engine: ScriptEngine) -> None:
+    result = run_scene("quest", frames=900, headless=True, snapshot=None, engine=roomy_engine,
+                       render=False)
+    statuses = {status.name: status for status in result.statuses}
+    assert all(status.error_count == 0 and status.enabled for status in statuses.values()), [
+        (status.name, status.last_error) for status in statuses.values()]
+    console = "\n".join(result.console_tail)
+    assert "Mira: Mind the brambles." in console          # the npc's params, on a timer
+    assert "quest: 3 of 3 gems" in console                 # the quest's config
+    assert "You found all 3 gems! Here are 50 gold." in console   # task.delay
+    assert "hero is home with 3 gems" in console
+    assert statuses["gem"].instances == 0
 
 
 def test_headless_demo_saves_a_snapshot(tmp_path: Path,

@@ -6,14 +6,17 @@
 3. rogue: well-behaved orbiters beside hostile scripts (an infinite loop, a memory bomb, a
    permission violation, escape attempts, a console flood) that are stopped and disabled. They
    come from the catalogue of hostile scripts (engine_scripting/bench/hostile), files and
-   grants alike; and a cheating mod whose plausible grants stop its cheats (cheater.lua).
+   grants alike; and a cheating mod whose plausible grants stop its cheats (cheater.lua);
+4. quest: a villager (her lines are her entity's params) talks on a timer (tasks), a hero
+   walks from gem to gem in a task, and a quest state machine whose goal is its config counts
+   the gems and rewards the hero.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -59,18 +62,27 @@ class Prey:
     caught: bool = False
 
 
-COMPONENTS = (Position, Velocity, Appearance, Life, Prey)
+@dataclass(slots=True)
+class Gem:
+    """Marks what the quest's hero collects."""
+
+    value: int = 1
+
+
+COMPONENTS = (Position, Velocity, Appearance, Life, Prey, Gem)
 SPATIAL = ("Position", "x", "y")
 BODY = frozenset({"Position", "Velocity", "Appearance", "Life"})
 
 
 @dataclass(frozen=True, slots=True)
 class DemoScript:
-    """A script file of the demo and its grants; ``path`` None: demo/lua/<name>.lua."""
+    """A script file of the demo, its grants and its config; ``path`` None:
+    demo/lua/<name>.lua."""
 
     name: str
     permissions: Permissions
     path: Path | None = None
+    config: Mapping[str, object] | None = None
 
     def file(self) -> Path:
         """The script's Lua file."""
@@ -97,7 +109,8 @@ def script_path(name: str) -> Path:
 def load_scripts(manager: ScriptManager, scene: Scene) -> None:
     """Load a scene's scripts from their files (so hot reload works on them)."""
     for script in scene.scripts:
-        manager.load(script.name, path=script.file(), permissions=script.permissions)
+        manager.load(script.name, path=script.file(), permissions=script.permissions,
+                     config=script.config)
 
 
 def _fountain(rng: random.Random) -> None:
@@ -134,6 +147,20 @@ def _rogue(rng: random.Random) -> None:
     esper.create_entity(Position(50.0, 50.0), Appearance(255, 200, 0, 2.5), Script("cheater"))
 
 
+def _quest(rng: random.Random) -> None:
+    esper.create_entity(Position(50.0, 50.0), Appearance(200, 160, 255, 3.0), Script(
+        "npc", params={"name": "Mira", "pause": 1.5, "lines": [
+            "Traveller! My gems are scattered over the meadow.",
+            "Bring them back and I will pay you well.",
+            "Mind the brambles."]}))
+    esper.create_entity(Position(50.0, 45.0), Script("quest"))
+    esper.create_entity(Position(45.0, 50.0), Appearance(90, 200, 255, 2.5),
+                        Script("hero", params={"speed": 60.0, "start_after": 1.0}))
+    for _ in range(3):
+        esper.create_entity(Position(rng.uniform(10, 90), rng.uniform(10, 90)),
+                            Appearance(255, 220, 60, 1.8), Gem(), Script("gem"))
+
+
 _SELF_BODY = Permissions(read=BODY, write=BODY, destroy=True)
 
 SCENES: MappingProxyType[str, Scene] = MappingProxyType({
@@ -161,5 +188,15 @@ SCENES: MappingProxyType[str, Scene] = MappingProxyType({
          DemoScript("cheater", Permissions(read={"Position"}, read_scope="any",
                                            write={"Position"}, emit={"score"}))),
         _rogue,
+    ),
+    "quest": Scene(
+        "quest", "a villager talks on a timer, a hero walks from gem to gem, a quest counts",
+        (DemoScript("npc", Permissions(), config=None),
+         DemoScript("quest", Permissions(emit={"quest_done"}),
+                    config={"goal": 3, "reward": 50}),
+         DemoScript("hero", Permissions(read={"Position", "Gem"}, read_scope="any",
+                                        write={"Position"}, emit={"picked": "any"})),
+         DemoScript("gem", Permissions(destroy=True, emit={"gem_collected"}))),
+        _quest,
     ),
 })

@@ -71,8 +71,9 @@ class WorldHost(Protocol):
                     max_bytes: int | None = None) -> bool:
         """Queue an event for the next tick; False when the queue refuses it."""
 
-    def spawn_check(self, spawner: str, script: str) -> str | None:
-        """Why ``spawner`` may not attach ``script`` to a new entity, or None."""
+    def spawn_check(self, spawner: str, script: str) -> tuple[str, str] | None:
+        """Why ``spawner`` may not attach ``script`` to a new entity, or None: the problem and,
+        for "permission", the grant the spawner lacks (``Permissions.missing``)."""
 
     def host_failed(self, script: str, entity: int | None, operation: str,
                     error: Exception) -> None:
@@ -141,7 +142,8 @@ class WorldBindings:
         """A new entity from ``parts`` (component values by schema index; world.lua checked
         them and the grants it can), with ``script``; or from ``template`` with ``parts`` as
         overrides (``granted``: world.lua found the template in the script's grants). Returns
-        the entity, or None and the problem ("permission" for a denial)."""
+        the entity, or None and the problem ("permission" for a denial; for a script's, the
+        grant the spawner lacks and the script follow)."""
         try:
             system = self._system
             found = None
@@ -159,10 +161,11 @@ class WorldBindings:
             linked = ((named,) if isinstance(named, str)
                       else tuple(map(str, named)) if isinstance(named, list) else ())
             if linked and found is None:
-                problem = next(filter(None, (system.spawn_check(self._script, name)
-                                             for name in linked)), None)
-                if problem is not None:
-                    return None, problem.encode()
+                for name in linked:
+                    refused = system.spawn_check(self._script, name)
+                    if refused is not None:   # world.lua names the script and the grant
+                        why, grant = (part.encode("utf-8", "replace") for part in refused)
+                        return None, why, grant, name.encode("utf-8", "replace")
             values = self._spawn_values(parts)
             if found is not None:
                 try:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Literal
+
+from engine_scripting.ecs._params import frozen_params, thawed
 
 ConsoleLevel = Literal["info", "warning", "error"]
 
@@ -21,13 +25,21 @@ class Script:
     entity to other scripts, add a new ``Script`` component (esper then sees the change); the
     scripts in both keep their instances.
 
+    ``params`` (keyword only) is plain data every instance this component starts reads as the
+    read-only ``self.params`` (each named script's instance sees the same). It is checked and
+    deep-frozen here: ``.params`` is a read-only mapping (lists become tuples), empty when none
+    was given. An instance reads its params once, when it starts: a new component with other
+    params changes nothing for the instances already running (see _params.py).
+
     Raises TypeError for a name that is not a str, ValueError for no name, an empty name or a
-    name given twice.
+    name given twice; TypeError or ValueError for params that are not plain data, keyed by str,
+    within the caps (``frozen_params``).
     """
 
     names: tuple[str, ...]
+    params: Mapping[str, object]
 
-    def __init__(self, *names: str) -> None:
+    def __init__(self, *names: str, params: Mapping[str, object] | None = None) -> None:
         if not names:
             raise ValueError("Script needs at least one script name")
         for name in names:
@@ -39,6 +51,15 @@ class Script:
             twice = sorted({name for name in names if names.count(name) > 1})
             raise ValueError(f"Script names a script twice: {', '.join(map(repr, twice))}")
         object.__setattr__(self, "names", tuple(names))
+        object.__setattr__(self, "params", frozen_params(params))
+
+    def __hash__(self) -> int:
+        # params are read-only mappings (unhashable); equal components have equal names
+        return hash(self.names)
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # read-only mappings cannot be pickled or deep-copied: rebuild from plain values
+        return partial(Script, params=thawed(self.params)), self.names
 
     @property
     def name(self) -> str:

@@ -15,9 +15,10 @@ its receivers their surplus events, never their memory, and the host a bounded a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 from engine_scripting.ecs._components import ConsoleLevel, Script, ScriptEvent
+from engine_scripting.ecs._params import NO_PARAMS
 from engine_scripting.manager import ScriptManager
 
 # Estimated Lua memory: a string's header, a table's header and one hash entry, a scalar slot
@@ -61,20 +62,33 @@ EVERY_INSTANCE = 0
 
 
 def group_links(source: Iterable[tuple[int, Script]],
-                ) -> tuple[dict[str, list[int]], dict[int, tuple[str, ...]]]:
+                ) -> tuple[dict[str, list[int]], dict[int, tuple[str, ...]],
+                           dict[int, Mapping[str, object]]]:
     """The entities of each script name, ascending when ``source`` is (esper's Script query),
-    and the script names of each entity (an entity may run several scripts)."""
-    links: dict[str, list[int]] = {}
+    the script names of each entity (an entity may run several scripts), and the params of
+    each entity whose component has some."""
     script_of: dict[int, tuple[str, ...]] = {}
+    params_of: dict[int, Mapping[str, object]] = {}
+    groups: dict[tuple[str, ...], list[int]] = {}   # by the component's names: one lookup each
     for entity, link in source:
         names = script_of[entity] = link.names
+        if link.params is not NO_PARAMS:
+            params_of[entity] = link.params
+        group = groups.get(names)
+        if group is None:
+            groups[names] = [entity]
+        else:
+            group.append(entity)
+    links: dict[str, list[int]] = {}
+    for names, entities in groups.items():
         for name in names:
-            entities = links.get(name)
-            if entities is None:
-                links[name] = [entity]
-            else:
-                entities.append(entity)
-    return links, script_of
+            merged = links.get(name)
+            if merged is None:
+                links[name] = entities if len(names) == 1 else list(entities)
+            else:   # several components name this script: merge, ascending
+                merged.extend(entities)
+                merged.sort()
+    return links, script_of, params_of
 
 
 def deliver(events: list[ScriptEvent], links: dict[str, list[int]],

@@ -52,3 +52,21 @@ def with_progress(error: ScriptError, entity: int | None, order: list[int]) -> S
                              limit_type="time", script=error.script, entity=error.entity,
                              callback=error.callback)
     return progressed
+
+
+def stopped_in(last: tuple[Any, ...]) -> tuple[int | None, str | None]:
+    """The entity and the callback a stopped batch was running, from world.lua's
+    ``last_entity`` (``(None,)`` when it could not tell)."""
+    entity = last[0] if last and type(last[0]) is int else None
+    callback = text(last[1]) if len(last) > 1 and last[1] is not None else None
+    return entity, callback
+
+
+def during_sync(error: ScriptError, count: int) -> ScriptError:
+    """A time-limit error of a sync (the instance list's bookkeeping, before any callback of
+    the tick ran), saying so; other errors unchanged."""
+    if not isinstance(error, ResourceLimitExceeded) or error.limit_type != "time":
+        return error
+    return type(error)(f"{error} (while updating the list of {count} instances, before any "
+                       "callback ran)", limit_type="time", script=error.script,
+                       entity=error.entity, callback=error.callback)

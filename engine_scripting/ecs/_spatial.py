@@ -33,6 +33,7 @@ import esper
 
 from engine_scripting.ecs import _grid
 from engine_scripting.ecs._batch import DONE
+from engine_scripting.ecs._grant_check import listed
 from engine_scripting.ecs._query import (
     Report,
     dead_entities,
@@ -67,7 +68,8 @@ def spatial_config(schemas: tuple[ComponentSchema, ...], spec: object) -> Spatia
     name, x, y, *rest = spec
     schema = next((schema for schema in schemas if schema.name == name), None)
     if schema is None:
-        raise ValueError(f"spatial: {name!r} is not one of the system's components")
+        raise ValueError(f"spatial: {name!r} is not one of the system's components (known: "
+                         f"{listed(schema.name for schema in schemas)})")
     for field in (x, y):
         kinds = dict(zip(schema.fields, schema.kinds, strict=True))
         if kinds.get(field) not in ("float", "int"):

@@ -6,8 +6,10 @@ its instances), WorldBindings (the host side of `world`) and one ScriptRun per s
 system keeps for it).
 
 One tick, in order:
-1. the resource entity (Console and EventQueue) is found or created in the current world;
-2. scripts whose files changed are reloaded (every ``hot_reload_interval_s``);
+1. the resource entity (Console and EventQueue) is found or created in the current world
+   (_resources.py);
+2. scripts whose files changed are reloaded (every ``hot_reload_interval_s``); a reload that
+   fails puts an error line on the console;
 3. entities with a Script component are grouped by script name (an entity may run several);
 4. for each enabled script, in load order: if its entities changed, a sync (``_sync``) that
    queues ``on_destroy`` for ended instances and ``on_start`` for new ones; ``on_reload`` if a
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import esper
@@ -30,18 +32,19 @@ import lupa.lua54 as lua54
 
 from engine_scripting._log import get_logger
 from engine_scripting.ecs._bindings import REFUSED, WorldBindings
-from engine_scripting.ecs._components import (
-    Console,
-    ConsoleLevel,
-    ConsoleMessage,
-    EventQueue,
-    Script,
-    ScriptEvent,
-)
+from engine_scripting.ecs._components import Console, ConsoleLevel, Script, ScriptEvent
 from engine_scripting.ecs._events import deliver, group_links
+from engine_scripting.ecs._grant_check import GrantCheck
 from engine_scripting.ecs._host_calls import HostCalls
 from engine_scripting.ecs._host_messages import HostMessages, Listener
-from engine_scripting.ecs._instance_errors import instance_errors, with_progress
+from engine_scripting.ecs._instance_errors import (
+    during_sync,
+    instance_errors,
+    stopped_in,
+    with_progress,
+)
+from engine_scripting.ecs._params import started_params
+from engine_scripting.ecs._resources import WorldResources, reload_changed
 from engine_scripting.ecs._runs import ScriptRun
 from engine_scripting.ecs._schema import ComponentSchema, build_schemas
 from engine_scripting.ecs._spatial import spatial_index
@@ -93,11 +96,13 @@ class ScriptSystem(esper.Processor):
         if world_api is None:
             raise ScriptError("the manager gives its scripts no `world` API: create it with "
                               "ScriptManager(engine, initializers=[WorldApi()])")
+        self.schemas: tuple[ComponentSchema, ...] = build_schemas(tuple(components))
+        self._grants = GrantCheck(self.schemas)   # the scripts loaded so far, now; others: process
+        self._grants.check_new(map(manager.running, manager.names()), {})
         manager.claim(self)
         manager.on_unload(self._forget)
         self.manager = manager
         self._world_api = world_api
-        self.schemas: tuple[ComponentSchema, ...] = build_schemas(tuple(components))
         self.max_spawns_per_tick = max_spawns_per_tick
         self.templates = TemplateRegistry()  # spawn templates: see register_template
         self.spatial = spatial_index(self.schemas, spatial, lambda: self.tick)
@@ -105,20 +110,17 @@ class ScriptSystem(esper.Processor):
         self.hot_reload_interval_s = hot_reload_interval_s
         self.profiling = profiling
         self._next_reload_check = 0.0
-        self._console_maxlen = console_maxlen
-        self._queue_maxlen = event_queue_maxlen
+        self._resources = WorldResources(console_maxlen, event_queue_maxlen)
         self._schema_spec = {
             schema.name: {"index": schema.index, "fields": list(schema.fields),
                           "kinds": list(schema.kinds), "required": sorted(schema.required)}
             for schema in self.schemas
         }
         self.tick = 0
-        self._resource_entity: int | None = None
-        self._console: Console | None = None
-        self._queue: EventQueue | None = None
         self._runs: dict[str, ScriptRun] = {}
         self._links: dict[str, list[int]] = {}
         self._script_of: dict[int, tuple[str, ...]] = {}
+        self._params_of: dict[int, Mapping[str, object]] = {}   # entities given params only
         self._links_source: object = None
         self.ticking = False   # True while process runs the scripts (no system.call then)
         self._messages = HostMessages(self)
@@ -131,24 +133,26 @@ class ScriptSystem(esper.Processor):
         """Run one tick of every enabled script (see the module docstring for the order)."""
         if isinstance(dt, bool) or not isinstance(dt, int | float) or not math.isfinite(dt):
             raise ValueError(f"dt must be a finite number, not {dt!r}")
+        records = [record for name in self.manager.names()
+                   if (record := self.manager.running(name)) is not None and record.enabled]
+        self._grants.check_new(records, self._runs)   # before anything changes (_grant_check.py)
         self.tick += 1
-        self._find_resources()
+        resources = self._resources
+        resources.find()
         if self.hot_reload_interval_s is not None:
             now = time.monotonic()
             if now >= self._next_reload_check:
                 self._next_reload_check = now + self.hot_reload_interval_s
-                self.manager.reload_changed()
+                reload_changed(self.manager, resources, self.tick)  # failures: on the console
         # esper returns the same cached list until the world's structure changes: then links are
         # as last tick and no script has instances to start or end
         source = esper.get_component(Script)
         if source is not self._links_source:
-            self._links, self._script_of = group_links(source)
+            self._links, self._script_of, self._params_of = group_links(source)
             self._links_source = source
         links = self._links
-        deliveries = deliver(self._queue.take() if self._queue else [], links, self._script_of,
-                             self.manager, self.console_write)
-        records = [record for name in self.manager.names()
-                   if (record := self.manager.running(name)) is not None and record.enabled]
+        deliveries = deliver(resources.queue.take(), links, self._script_of, self.manager,
+                             self.console_write)
 
         def run(record: ManagedScript) -> None:
             if self.manager.running(record.name) is not record:
@@ -207,11 +211,11 @@ class ScriptSystem(esper.Processor):
         wanted = set(entities)
         if wanted != run.instances or run.unsynced:
             order = sorted(wanted)
-            try:
-                run.entries.sync(order)
+            try:   # the params of the instances it starts, converted once (_params.py)
+                run.entries.sync(order, started_params(self._params_of, wanted, run.instances))
             except ScriptError as error:
                 run.unsynced, run.synced = True, None
-                errors.append(error.with_context(script=run.record.name))
+                errors.append(during_sync(error, len(order)).with_context(script=run.record.name))
                 return False
             run.unsynced = False
             run.instances, run.order = wanted, order
@@ -227,10 +231,10 @@ class ScriptSystem(esper.Processor):
         try:
             result = entry(*args)
         except ScriptError as error:
-            entity = (run.entries.last_entity()[0]
-                      if not (context.closed or context.dead) else None)
+            entity, callback = (stopped_in(run.entries.last_entity())
+                                if not (context.closed or context.dead) else (None, None))
             errors.append(with_progress(error, entity, run.order).with_context(
-                script=name, entity=entity))
+                script=name, entity=entity, callback=callback))
             self._write_back(run, None, errors)
             return
         # not in a `finally`: an abandoned call unwinds its worker past this (engine/_runner.py)
@@ -275,7 +279,7 @@ class ScriptSystem(esper.Processor):
                 _log.error("script.error", script=record.name, entity=error.entity,
                            callback=error.callback, error_class=type(error).__name__,
                            message=str(error), line=error.line, traceback=error.traceback)
-            if index < self._console_maxlen:
+            if index < self._resources.console_maxlen:
                 line = f"{type(error).__name__}: {str(error).partition(chr(10))[0]}"
                 if len(line) > _CONSOLE_LINE:   # cut as world.lua cuts printed lines
                     line = line[:_CONSOLE_LINE] + "..."
@@ -304,29 +308,12 @@ class ScriptSystem(esper.Processor):
         """Drop everything the system keeps for a script (the manager unloaded it)."""
         self._runs.pop(name, None)
 
-    # -- resources ----------------------------------------------------------------------------
-    def _find_resources(self) -> None:
-        entity = self._resource_entity
-        if entity is None or not esper.entity_exists(entity):
-            existing = esper.get_component(Console)
-            if existing:
-                entity = existing[0][0]
-            else:
-                entity = esper.create_entity(Console(self._console_maxlen))
-            self._resource_entity = entity
-        self._console = esper.component_for_entity(entity, Console)
-        queue = esper.try_component(entity, EventQueue)
-        if queue is None:
-            queue = EventQueue(self._queue_maxlen)
-            esper.add_component(entity, queue)
-        self._queue = queue
-
+    # -- resources (_resources.py) ------------------------------------------------------------
     @property
     def console(self) -> Console:
         """The Console of the current world (created when missing)."""
-        self._find_resources()
-        assert self._console is not None
-        return self._console
+        self._resources.find()
+        return self._resources.console
 
     # -- the host's messages and calls (_host_messages.py, _host_calls.py) ---------------------
     def send(self, name: str, payload: object = None, target: int | None = None) -> None:
@@ -344,25 +331,19 @@ class ScriptSystem(esper.Processor):
     # -- for WorldBindings --------------------------------------------------------------------
     def is_script_entity(self, entity: object) -> bool:
         """Whether scripts may address ``entity``: it exists and is not the resource entity."""
-        return (type(entity) is int and entity != self._resource_entity
+        return (type(entity) is int and entity != self._resources.entity
                 and esper.entity_exists(entity))
 
     def console_write(self, script: str, entity: int | None, text: str,
                       level: ConsoleLevel) -> None:
         """Append one message to the console of the world being processed."""
-        if self._console is None:
-            self._find_resources()
-        assert self._console is not None
-        self._console.append(ConsoleMessage(script, entity, text, level, self.tick))
+        self._resources.write(script, entity, text, level, self.tick)
 
     def queue_event(self, event: ScriptEvent, *, size: int = 0,
                     max_bytes: int | None = None) -> bool:
         """Queue an event for the next tick; False when the queue is full. The world API
         passes ``size`` and ``max_bytes`` for a script's event (see EventQueue.offer)."""
-        if self._queue is None:
-            self._find_resources()
-        assert self._queue is not None
-        queued = self._queue.offer(event, size=size, max_bytes=max_bytes)
+        queued = self._resources.queue.offer(event, size=size, max_bytes=max_bytes)
         if queued and max_bytes is not None:
             self._messages.emitted(event)   # for the host's listeners (system.on_event)
         return queued
@@ -374,13 +355,13 @@ class ScriptSystem(esper.Processor):
         or zero-argument factories; ``script`` is run by its entities. See _templates.py."""
         self.templates.register(name, components, script)
 
-    def spawn_check(self, spawner: str, script: str) -> str | None:
-        """Why ``spawner`` may not attach ``script`` to a new entity, or None."""
+    def spawn_check(self, spawner: str, script: str) -> tuple[str, str] | None:
+        """Why ``spawner`` may not attach ``script`` to a new entity, or None: the problem and,
+        for "permission", the first grant of the script that the spawner lacks."""
         if script not in self.manager:
-            return f"no script named {script!r}"
-        if not self.manager.permissions(spawner).covers(self.manager.permissions(script)):
-            return "permission"
-        return None
+            return f"no script named {script!r}", ""
+        lacking = self.manager.permissions(spawner).missing(self.manager.permissions(script))
+        return None if lacking is None else ("permission", lacking)
 
     def host_failed(self, script: str, entity: int | None, operation: str,
                     error: Exception) -> None:

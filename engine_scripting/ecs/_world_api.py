@@ -4,13 +4,16 @@ raw entry points (``WorldApi`` in _world_initializer.py wraps them for the host)
 checks.lua holds the checks that depend only on the caps; batch.lua the batch cache (the Lua
 side of _batch.py); instances.lua the instance list and the lifecycle calls owed (the system
 hands it the list with ``sync``); query.lua world.query/within/nearest and the query store (the
-Lua side of _query.py and _spatial.py); world.lua the `world` global and `print` for script
-code and the trampolines the ScriptSystem calls each tick. The caps and the wire protocol's
+Lua side of _query.py and _spatial.py); saves.lua the instances' save and load (the Lua side
+of _saves.py); tasks.lua the `task` global (tasks and timers, run
+by world.lua's tick); world.lua the `world` global and `print` for script code and the
+trampolines the ScriptSystem calls each tick. The caps and the wire protocol's
 status codes are defined here and in _batch.py, once, and passed to Lua at install.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -18,6 +21,7 @@ from typing import Any
 from engine_scripting.ecs._batch import DONE, HOST_FAILURE, MISSING, UNKNOWN_ENTITY
 from engine_scripting.ecs._events import EVERY_INSTANCE
 from engine_scripting.ecs._query import MAX_NAMES, QUERY_CAPS
+from engine_scripting.ecs._saves import SAVE_CAPS
 from engine_scripting.ecs._spatial import MAX_RESULTS
 from engine_scripting.engine import ScriptContext, compile_chunk
 from engine_scripting.permissions import Permissions
@@ -31,17 +35,20 @@ WORLD_CAPS = MappingProxyType({
     "max_lines": 20,             # console lines per script per tick
     "max_query_components": MAX_NAMES,      # names in one world.query/within/nearest
     "max_spatial_results": MAX_RESULTS,     # entities one world.within returns
+    "max_tasks": 10_000,         # live tasks per script (task.spawn/delay beyond: a Lua error)
 })
 
 
 def world_source() -> tuple[bytes, ...]:
-    """checks.lua, batch.lua, instances.lua, world.lua and query.lua, precompiled (once by
-    each ScriptManager); ``install_world_api`` installs query.lua before world.lua."""
+    """checks.lua, batch.lua, instances.lua, world.lua, query.lua, saves.lua and tasks.lua,
+    precompiled (once by each ScriptManager); ``install_world_api`` installs world.lua last."""
     return (compile_chunk("ecs/lua/checks.lua", "checks"),
             compile_chunk("ecs/lua/batch.lua", "batch"),
             compile_chunk("ecs/lua/instances.lua", "instances"),
             compile_chunk("ecs/lua/world.lua", "world"),
-            compile_chunk("ecs/lua/query.lua", "query"))
+            compile_chunk("ecs/lua/query.lua", "query"),
+            compile_chunk("ecs/lua/saves.lua", "saves"),
+            compile_chunk("ecs/lua/tasks.lua", "tasks"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,12 @@ class WorldTrampolines:
     sync: Any
     call: Any
     call_results: Any
+    save: Any
+    last_saved: Any
+    stage: Any
+    commit: Any
+    discard: Any
+    task_count: Any   # tasks.lua's `live` table (a count, not a function: see live_task_counter)
 
 
 def lua_grants(permissions: Permissions) -> dict[str, object]:
@@ -78,10 +91,11 @@ def lua_grants(permissions: Permissions) -> dict[str, object]:
 
 def install_world_api(
     context: ScriptContext, source: tuple[bytes, ...], permissions: Permissions,
-    lines_per_tick: int,
+    lines_per_tick: int, on_dropped: Callable[..., object] | None = None,
 ) -> WorldTrampolines:
     """Install checks.lua, batch.lua, instances.lua and world.lua (``world_source()``) into
-    ``context`` with ``permissions``; return their trampolines."""
+    ``context`` with ``permissions``; return their trampolines. ``on_dropped`` is the host
+    function saves.lua calls for loaded data it drops (_saves.py ``dropped_reporter``)."""
     grants = context.lua_value(lua_grants(permissions))
     caps = context.lua_value({**WORLD_CAPS, "max_lines": lines_per_tick, "status": {
         "done": DONE, "missing": MISSING, "unknown_entity": UNKNOWN_ENTITY,
@@ -89,12 +103,29 @@ def install_world_api(
     checks: Any = context.install(source[0], "checks", caps)
     batch: Any = context.install(source[1], "batch", caps)
     roster: Any = context.install(source[2], "instances")
+    saves: Any = context.install(source[5], "saves", context.lua_value(dict(SAVE_CAPS)), roster,
+                                 context.gated(on_dropped or (lambda *_: None)))
     query: Any = context.install(source[4], "query", grants, caps, batch)
+    tasks: Any = context.install(source[6], "tasks", caps, roster)
     control: Any = context.install(source[3], "world", grants, caps, roster, checks, batch,
-                                   query)
+                                   query, saves, tasks)
     return WorldTrampolines(
         tick=control[b"tick"], reloaded=control[b"reloaded"],
         attach=control[b"attach"], last_entity=control[b"last_entity"],
         instance_list=roster[b"instance_list"], pending_writes=control[b"pending_writes"],
         sync=roster[b"sync"], call=control[b"call"], call_results=control[b"call_results"],
+        save=saves[b"save"], last_saved=saves[b"last_saved"], stage=saves[b"stage"],
+        commit=saves[b"commit"], discard=saves[b"discard"], task_count=tasks[b"live"],
     )
+
+
+def live_task_counter(context: ScriptContext, task_count: Any) -> Callable[[], int]:
+    """How many tasks the script has alive, read from tasks.lua's count table without a call
+    (no Lua code runs, nothing is allocated in the state): for the host between calls, or from
+    a host function of the script's own call. 0 once the context is closed or dead."""
+    def live_tasks() -> int:
+        if context.closed or context.dead:
+            return 0
+        return int(task_count[1])
+
+    return live_tasks

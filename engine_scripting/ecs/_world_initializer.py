@@ -7,11 +7,23 @@ refer to `world`; the ScriptSystem attaches the host side (schemas and host func
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine_scripting.ecs._world_api import install_world_api, world_source
+from engine_scripting.ecs._saves import (
+    CheckedInstances,
+    StagedInstances,
+    check_instances,
+    dropped_reporter,
+    save_instances,
+    stage_instances,
+)
+from engine_scripting.ecs._world_api import (
+    install_world_api,
+    live_task_counter,
+    world_source,
+)
 from engine_scripting.engine import ScriptContext
 from engine_scripting.errors import ScriptError
 from engine_scripting.manager import ScriptSpec
@@ -32,6 +44,9 @@ class WorldEntries:
     instance_list: instances.lua's list (for tests and diagnostics).
     call: one global function for one instance, in a batch of its own (system.call; plain data).
     call_results: that function's results, converted as ``ScriptContext.call`` converts them.
+    save, last_saved, stage, commit, discard: saves.lua's (see _saves.py).
+    live_tasks: how many tasks (task.spawn/delay) the script has alive; reads a count, runs no
+        Lua (``live_task_counter``): a cheap check for the host between calls.
     """
 
     tick: Entry
@@ -43,6 +58,12 @@ class WorldEntries:
     instance_list: Entry
     call: Entry
     call_results: Entry
+    save: Entry
+    last_saved: Entry
+    stage: Entry
+    commit: Entry
+    discard: Entry
+    live_tasks: Callable[[], int]
 
 
 @dataclass(frozen=True)
@@ -65,7 +86,7 @@ class WorldApi:
     def __call__(self, context: ScriptContext, script: ScriptSpec) -> WorldEntries:
         """Install the Lua side of `world` into ``context`` with the script's permissions."""
         raw = install_world_api(context, self._source, script.permissions,
-                                self.console_lines_per_tick)
+                                self.console_lines_per_tick, dropped_reporter(script.name))
         entry = context.entry
         return WorldEntries(
             tick=entry(raw.tick, data_args=True),
@@ -77,7 +98,30 @@ class WorldApi:
             instance_list=entry(raw.instance_list, host_memory=True),
             call=entry(raw.call, data_args=True),
             call_results=entry(raw.call_results, exported=True),
+            save=entry(raw.save), last_saved=entry(raw.last_saved, host_memory=True),
+            stage=entry(raw.stage, data_args=True), commit=entry(raw.commit, host_memory=True),
+            discard=entry(raw.discard, host_memory=True),
+            live_tasks=live_task_counter(context, raw.task_count),
         )
+
+    # The manager's SavesState protocol: save_state/load_state (see _saves.py)
+    @property
+    def state_key(self) -> str:
+        """The key of its part of each script's saved state: the instances' data."""
+        return "instances"
+
+    def save_part(self, handle: WorldEntries, context: ScriptContext) -> dict[str, Any]:
+        """The data of the script's instances, keyed by entity id (``save_instances``)."""
+        return save_instances(handle.save, handle.last_saved, context.name)
+
+    def check_part(self, part: object, id_map: Mapping[int, int]) -> CheckedInstances:
+        """The instances' data of a state, checked (``check_instances``)."""
+        return check_instances(part, id_map)
+
+    def stage_part(self, handle: WorldEntries, context: ScriptContext,
+                   checked: CheckedInstances) -> StagedInstances:
+        """Checked data, staged in the script's state (``stage_instances``)."""
+        return stage_instances(handle.stage, handle.commit, handle.discard, context, checked)
 
 
 def _never_raising(entry: Entry) -> Entry:

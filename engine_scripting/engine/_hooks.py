@@ -19,6 +19,9 @@ from engine_scripting.engine._boundary import HostBoundary
 _log = get_logger(__name__)
 
 _MESSAGE_CHARS = 1024
+# A violation a call committed: its reason, message (the script's position first, when known),
+# the entity and the callback that ran
+Violation = tuple[str, str, int | None, str | None]
 
 
 def _push_free_types() -> frozenset[type]:
@@ -42,7 +45,7 @@ class ContextHooks:
                  boundary: HostBoundary) -> None:
         self.output: deque[str] = deque(maxlen=output_maxlen)
         # the first violation of a call decides its error; the others are only counted
-        self.violations: list[tuple[str, str, int | None]] = []
+        self.violations: list[Violation] = []
         self.more_violations = 0
         self._on_print = on_print
         self.lua_print = boundary.wrap(self.print_sink)
@@ -57,16 +60,20 @@ class ContextHooks:
             except Exception:  # a host callback must not unwind through Lua
                 _log.exception("script.print_callback_failed")
 
-    def report_violation(self, reason: bytes, message: bytes, entity: object = None) -> None:
+    def report_violation(self, reason: bytes, message: bytes, entity: object = None,
+                         callback: object = None) -> None:
         self._record(text(reason), text(message)[:_MESSAGE_CHARS],
-                     entity if type(entity) is int else None)
+                     entity if type(entity) is int else None,
+                     text(callback)[:64] if isinstance(callback, bytes) else None)
 
     def deny_attribute(self, obj: object, name: object, is_setting: bool) -> object:
-        self._record("python_attribute", f"access to Python attribute {str(name)[:200]!r}", None)
+        self._record("python_attribute", f"access to Python attribute {str(name)[:200]!r}", None,
+                     None)
         raise AttributeError("Python objects are not accessible from scripts")
 
-    def _record(self, reason: str, message: str, entity: int | None) -> None:
+    def _record(self, reason: str, message: str, entity: int | None,
+                callback: str | None) -> None:
         if self.violations:
             self.more_violations += 1
         else:
-            self.violations.append((reason, message, entity))
+            self.violations.append((reason, message, entity, callback))

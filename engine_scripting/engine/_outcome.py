@@ -17,6 +17,7 @@ from engine_scripting.engine._convert import (
     ResultTooSlow,
     exported_to_python,
 )
+from engine_scripting.engine._hooks import Violation
 from engine_scripting.engine._native import LuaNative
 from engine_scripting.engine._watchdog import CallWatch
 from engine_scripting.errors import (
@@ -79,15 +80,16 @@ class Outcomes:
         return ResourceLimitExceeded(f"{self.name}: {limit} limit exceeded{detail}",
                                      limit_type=limit, script=self.name)
 
-    def call_error(self, violation: tuple[str, str, int | None] | None, reason: object,
+    def call_error(self, violation: Violation | None, reason: object,
                    out_of_memory: bool, failure: str | None) -> ScriptError | None:
         """The error a call that ended without a result of its own ends with, in order: the
         first violation it committed, the limit the watchdog stopped it at, a memory error,
         or the Lua error it raised; None when it returned."""
         if violation is not None:
-            kind, message, entity = violation
+            kind, message, entity, callback = violation
             error_class = PermissionDenied if kind == "permission" else SecurityViolation
-            return error_class(message, reason=kind, script=self.name, entity=entity)
+            return error_class(message, reason=kind, script=self.name, entity=entity,
+                               callback=callback, line=error_line(message))
         if reason is not None and reason is not False:
             return self.limit_error(limit_type_of(reason))
         if out_of_memory:

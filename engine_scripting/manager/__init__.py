@@ -11,5 +11,7 @@ from engine_scripting.manager._records import (
     ScriptSpec,
     ScriptStatus,
 )
+from engine_scripting.manager._state import LoadedState, SavesState, StagedPart
 
-__all__ = ["ContextInitializer", "ManagedScript", "ScriptManager", "ScriptSpec", "ScriptStatus"]
+__all__ = ["ContextInitializer", "LoadedState", "ManagedScript", "SavesState", "ScriptManager",
+           "ScriptSpec", "ScriptStatus", "StagedPart"]

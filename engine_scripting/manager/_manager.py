@@ -15,12 +15,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from engine_scripting._log import get_logger
-from engine_scripting.engine import MAX_SOURCE_BYTES, ScriptEngine, ScriptResourceLimits
+from engine_scripting.engine import ScriptEngine, ScriptResourceLimits
 from engine_scripting.errors import (
     CallAbandoned,
-    ScriptArgumentError,
     ScriptError,
     SecurityViolation,
 )
@@ -30,6 +30,8 @@ from engine_scripting.manager._records import (
     ScriptSpec,
     ScriptStatus,
 )
+from engine_scripting.manager._sources import config_of, read_source
+from engine_scripting.manager._state import LoadedState, load_scripts, save_scripts
 from engine_scripting.permissions import Permissions
 
 _log = get_logger(__name__)
@@ -83,8 +85,8 @@ class ScriptManager:
         grants = permissions if permissions is not None else Permissions()
         if not isinstance(grants, Permissions):
             raise ScriptError("permissions must be a Permissions instance", script=name)
-        settings = _config(name, config)
-        code, file_path, modified_ns = self._read(name, source, path)
+        settings = config_of(name, config)
+        code, file_path, modified_ns = read_source(name, source, path)
         context = self.engine.create_context(name, limits)
         spec = ScriptSpec(name, grants)
         try:
@@ -114,7 +116,7 @@ class ScriptManager:
         if source is None and record.path is None:
             source = record.source
         try:
-            code, _, modified_ns = self._read(name, source, None if source else record.path)
+            code, _, modified_ns = read_source(name, source, None if source else record.path)
             record.context.stage(code)
         except ScriptError as error:
             self._record_error(record, error)
@@ -134,7 +136,7 @@ class ScriptManager:
         A reload that fails keeps that script's old version and records the error."""
         if not isinstance(name, str) or not _MODULE_NAME.fullmatch(name):
             raise ScriptError(f"a module name is letters, digits, '_' and '.', not {name!r}")
-        code, _, _ = self._read(name, source, None)
+        code, _, _ = read_source(name, source, None)
         if code.startswith(b"\x1b"):
             raise ScriptError(f"module {name!r}: binary chunks are not allowed")
         replaced = name in self._modules
@@ -159,7 +161,7 @@ class ScriptManager:
         record = self._get(name)
         if record.context.running:
             raise ScriptError(f"cannot configure {name!r} while it runs", script=name)
-        settings = _config(name, config)
+        settings = config_of(name, config)
         record.context.set_constant("config", settings)
         record.config = settings
         _log.debug("script.configured", script=name)
@@ -270,6 +272,20 @@ class ScriptManager:
             reloaded.append(name)
         return tuple(reloaded)
 
+    # -- save and load (manager/_state.py; docs/scripting.md "Save and load") ------------------
+    def save_state(self) -> dict[str, Any]:
+        """Every enabled script's state (its instances' ``on_save`` results or fields) as JSON
+        data; the first failure raises (SaveDataError, ScriptRuntimeError, ...): no partial
+        state."""
+        return save_scripts(self._scripts.values(), self.initializers)
+
+    def load_state(self, state: object, entity_map: Mapping[Any, int] | None = None
+                   ) -> LoadedState:
+        """Hand each instance its saved data before its next ``on_update`` (``entity_map``:
+        saved entity id -> new id). Checks everything first: bad input raises and changes
+        nothing. Scripts of the state not loaded here are skipped (``LoadedState.skipped``)."""
+        return load_scripts(self._scripts, self.initializers, state, entity_map)
+
     # -- for the ScriptSystem -----------------------------------------------------------------
     def claim(self, processor: object) -> None:
         """Make ``processor`` the one that runs this manager's scripts; raises ScriptError when
@@ -342,39 +358,3 @@ class ScriptManager:
             record.enabled = False
             record.disabled_reason = reason
             _log.warning("script.disabled", script=record.name, reason=reason)
-
-    @staticmethod
-    def _read(name: str, source: str | bytes | None,
-              path: str | Path | None) -> tuple[bytes, Path | None, int | None]:
-        if (source is None) == (path is None):
-            raise ScriptError("give either source or path", script=name)
-        if source is not None:
-            code = source.encode("utf-8") if isinstance(source, str) else source
-            if not isinstance(code, bytes):
-                raise ScriptError("source must be str or bytes", script=name)
-            if len(code) > MAX_SOURCE_BYTES:
-                raise ScriptError(f"source is larger than {MAX_SOURCE_BYTES} bytes", script=name)
-            return code, None, None
-        file_path = Path(path)  # type: ignore[arg-type]
-        try:
-            modified_ns = os.stat(file_path).st_mtime_ns
-            with open(file_path, "rb") as handle:
-                code = handle.read(MAX_SOURCE_BYTES + 1)
-        except OSError as error:
-            raise ScriptError(f"cannot read {file_path}: {error}", script=name) from error
-        if len(code) > MAX_SOURCE_BYTES:
-            raise ScriptError(f"{file_path} is larger than {MAX_SOURCE_BYTES} bytes", script=name)
-        return code, file_path, modified_ns
-
-
-def _config(name: str, config: Mapping[str, object] | None) -> dict[str, object]:
-    """A script's config as plain data the host keeps (a shallow copy of the mapping)."""
-    if config is None:
-        return {}
-    if not isinstance(config, Mapping):
-        raise ScriptArgumentError(f"config must be a mapping, not {type(config).__name__}",
-                                  script=name)
-    for key in config:
-        if not isinstance(key, str):
-            raise ScriptArgumentError(f"config keys must be strings, not {key!r}", script=name)
-    return dict(config)

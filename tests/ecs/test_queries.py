@@ -315,7 +315,9 @@ BAD = {
     "world.query(1)": "bad argument #1 to 'world.query' (component name expected, got number)",
     'world.query("Position", true)': "bad argument #2 to 'world.query' (component name "
                                      "expected, got boolean)",
-    'world.query("Nope")': "world.query: unknown component 'Nope'",
+    'world.query("Nope")': "world.query: unknown component 'Nope' (known: Position, Velocity, "
+                           "Health, Label); a component scripts use must be given to "
+                           "ScriptSystem(components=[...])",
     "world.query({})": "bad argument #1 to 'world.query' (component name expected, got no value)",
     "world.query({1})": "bad argument #1 to 'world.query' (component name expected, got number)",
     'world.query({"Position"}, 5)': "bad argument #2 to 'world.query' (table of options or nil "

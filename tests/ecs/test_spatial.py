@@ -248,7 +248,9 @@ BAD = {
     "world.nearest(0, 0, 1, {}, {limit = 1})": "world.nearest: unknown option 'limit'",
     "world.within(0, 0, 1, 7)": "bad argument #4 to 'world.within' (component name expected, "
                                 "got number)",
-    'world.nearest(0, 0, 1, "Nope")': "world.nearest: unknown component 'Nope'",
+    'world.nearest(0, 0, 1, "Nope")': "world.nearest: unknown component 'Nope' (known: Position, "
+                                      "Velocity, Health, Label); a component scripts use must "
+                                      "be given to ScriptSystem(components=[...])",
 }
 
 

@@ -67,7 +67,7 @@ def test_a_trusted_engine_runs_scripts_without_a_sandbox(world: str) -> None:
         function on_update(self)
           local p = world.get(self.entity, "Position")
           world.set(self.entity, "Position", {x = p.x + 1, y = os.time() > 0 and 1 or 0})
-        end""", permissions=ALL)
+        end""", permissions=Permissions(read={"Position"}, write={"Position"}))
     entity = esper.create_entity(Position(0.0, 0.0), Script("baseline"))
     esper.process(0.1)
     assert esper.component_for_entity(entity, Position) == Position(1.0, 1.0)

@@ -3,7 +3,8 @@
 -- trusted, by WorldApi (the manager's context initializer; see _world_api.py), before batch.lua
 -- and world.lua; world.lua binds what it uses into locals once, at install time.
 -- Uses: the sandbox kit (original functions) and the caps (_world_api.py's WORLD_CAPS).
--- Provides: `unknown_entity`, `field_value`, `field_values`, `copy_payload`, `spawn_scripts`.
+-- Provides: `unknown_entity`, `field_value`, `field_values`, `copy_payload`, `spawn_scripts`,
+-- `unknown_component` (the error that lists the known components).
 --
 -- The checks that need the calling context (the entity whose callback runs, the attached host,
 -- the known components: `deny`, `need_world`, `check_entity`, `check_component`) live in
@@ -13,8 +14,8 @@ local kit, caps = ...
 
 local type, error, next, rawset, tostring, rawget, rawlen =
   kit.type, kit.error, kit.next, kit.rawset, kit.tostring, kit.rawget, kit.rawlen
-local s_format, s_len, s_sub, m_type, utf8_len, huge =
-  kit.s_format, kit.s_len, kit.s_sub, kit.m_type, kit.utf8_len, kit.huge
+local s_format, s_len, s_sub, m_type, utf8_len, huge, t_concat =
+  kit.s_format, kit.s_len, kit.s_sub, kit.m_type, kit.utf8_len, kit.huge, kit.t_concat
 
 local MAX_TEXT = caps.max_text                -- bytes in one str field or payload string
 local MAX_PAYLOAD_ITEMS = caps.max_payload_items
@@ -160,6 +161,29 @@ local function fresh(value)
   return copy
 end
 
-return {unknown_entity = unknown_entity, field_value = field_value,
+-- The error for a component name the ScriptSystem was not given: it lists the known ones
+-- (`components`: name -> record with its `index`, batch.lua's components_of), the first
+-- MAX_LISTED in the system's order, and says where scripts' components come from.
+local MAX_LISTED = 20
+local function unknown_component(fname, name, components, level)
+  local known, count = {}, 0
+  for known_name, component in next, components do
+    count = count + 1
+    if component.index <= MAX_LISTED then known[component.index] = known_name end
+  end
+  local listed = count == 0 and "none" or t_concat(known, ", ", 1, count < MAX_LISTED and count
+    or MAX_LISTED) .. (count > MAX_LISTED and s_format(" and %d more", count - MAX_LISTED) or "")
+  error(s_format("world.%s: unknown component '%s' (known: %s); a component scripts use must "
+    .. "be given to ScriptSystem(components=[...])", fname, s_sub(name, 1, 64), listed),
+    level + 1)
+end
+
+-- A call as a denial names it: world.get(2, "Position"), world.destroy(2), world.spawn.
+local function call_text(fname, entity, name)
+  return s_format(entity == nil and "world.%s" or type(name) == "string" and 'world.%s(%d, "%s")'
+    or "world.%s(%d)", fname, entity, type(name) == "string" and s_sub(name, 1, 64) or nil)
+end
+
+return {unknown_entity = unknown_entity, field_value = field_value, call_text = call_text,
         field_values = field_values, copy_payload = copy_payload, spawn_scripts = spawn_scripts,
-        grant_sets = grant_sets, fresh = fresh}
+        grant_sets = grant_sets, fresh = fresh, unknown_component = unknown_component}

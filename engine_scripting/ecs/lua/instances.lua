@@ -1,8 +1,9 @@
 -- instances.lua: the instances of one script (one per entity running it, each with its `self`)
 -- and the lifecycle calls owed to them. Installed once, trusted, just before world.lua, which
 -- receives this module (see _world_api.py).
--- Uses: plain Lua only. Provides: `sync` and `instance_list` for the ScriptSystem, and for
--- world.lua `current` (the state, adopted at the start of each batch), `next_owed` and `receiver`.
+-- Uses: the sandbox kit's `freeze` (an instance's read-only `self.params`). Provides: `sync` and
+-- `instance_list` for the ScriptSystem, and for world.lua `current` (the state, adopted at the
+-- start of each batch), `next_owed` and `receiver`.
 --
 -- The bookkeeping is not part of the script's tick: the ScriptSystem calls `sync` only when the
 -- script's entities changed, in a watched call of its own with the memory limit lifted, and
@@ -14,6 +15,13 @@
 -- the ended instances, then the new ones, each in entity order), and world.lua's tick takes
 -- them one by one. A call leaves the queue just before it runs, so a tick that stops half-way
 -- (time limit, memory error) leaves the rest for the next tick, and no call runs twice.
+--
+-- A new instance's `self` is {entity = ..., params = ...}: `params` is the read-only view of
+-- what its Script component gave (the host passes the params of new instances only, so each is
+-- converted and frozen once, when the instance starts), or one shared empty view.
+local kit = ...
+local freeze = kit.freeze
+local NO_PARAMS = freeze({}, "params")
 
 -- state.order: the entities, ascending (the host's list); state.instances: entity -> self;
 -- state.slot_of: entity -> its place in `order`; state.owed: the queue, owed.entity[i],
@@ -28,40 +36,43 @@ end
 local state = empty_state()
 
 -- Adopt `list` (the script's entities, ascending, each once) as the instance list: instances
--- not in it end, entities new in it start. Returns the number of instances.
-local function sync(list)
+-- not in it end, entities new in it start; `params`: entity -> params of new instances, or nil.
+-- Returns the number of instances.
+local function sync(list, params)
   local old = state
   local old_instances, old_order, old_owed = old.instances, old.order, old.owed
-  local instances, slot_of = {}, {}
+  local instances, slot_of, unstarted, ending = {}, {}, {}, {}
   local entities, selves, starts = {}, {}, {}
   local n = 0
   local from_entity, from_self, from_start = old_owed.entity, old_owed.self, old_owed.start
   for i = old_owed.first, old_owed.last do   -- what earlier ticks did not deliver comes first
+    local entity, self, start = from_entity[i], from_self[i], from_start[i]
     n = n + 1
-    entities[n], selves[n], starts[n] = from_entity[i], from_self[i], from_start[i]
+    entities[n], selves[n], starts[n] = entity, self, start
+    if start then unstarted[entity] = self else ending[entity] = self end
   end
   local total = #list
   for i = 1, total do slot_of[list[i]] = i end
   for i = 1, #old_order do
     local entity = old_order[i]
     if slot_of[entity] == nil then
+      local self = old_instances[entity]
       n = n + 1
-      entities[n], selves[n], starts[n] = entity, old_instances[entity], false
+      entities[n], selves[n], starts[n] = entity, self, false
+      ending[entity] = self
     end
   end
   for i = 1, total do
     local entity = list[i]
     local self = old_instances[entity]
     if self == nil then
-      self = {entity = entity}
+      local given = params and params[entity]
+      self = {entity = entity, params = given and freeze(given, "params") or NO_PARAMS}
       n = n + 1
       entities[n], selves[n], starts[n] = entity, self, true
+      unstarted[entity] = self
     end
     instances[entity] = self
-  end
-  local unstarted, ending = {}, {}
-  for i = 1, n do
-    if starts[i] then unstarted[entities[i]] = selves[i] else ending[entities[i]] = selves[i] end
   end
   state = {order = list, instances = instances, slot_of = slot_of, unstarted = unstarted,
            ending = ending,

@@ -49,7 +49,7 @@ local components, by_index = {}, {}   -- world.lua's records by name, and by ind
 local h_start, h_pull, h_spatial, h_within, h_nearest
 local spatial = false          -- the spatial component's record, nil without an index; false: ask
 local slot_of = {}             -- world.lua's instance numbering (adopt)
-local current, deny, need_world, w_get, w_has   -- world.lua's (bind)
+local current, deny, need_world, w_get, w_has, unknown   -- world.lua's (bind)
 local batch_no = 0             -- bumped at every reset and when a batch's writes are all out
 local gone = {}                -- entities world.destroy marked in this batch
 local lists, kept = {}, 0      -- query key -> {version, list}: the host's lists, as sent
@@ -174,11 +174,10 @@ local function component_of(fname, name, arg, level)
       fname, type(name)), level + 1)
   end
   local component = components[name]
-  if component == nil then
-    error(s_format("world.%s: unknown component '%s'", fname, s_sub(name, 1, 64)), level + 1)
-  end
+  if component == nil then unknown(fname, name, components, level + 1) end
   if not can_read[name] then
-    deny(s_format("world.%s: component '%s' is not readable by this script", fname, name))
+    deny(s_format('world.%s("%s")', fname, name), s_format("component '%s' is not readable by "
+      .. "this script", name), s_format('read={"%s"}', name))
   end
   return component
 end
@@ -495,8 +494,8 @@ local function lookup(fname, call, x, y, radius, ...)
     error(s_format("bad argument #3 to 'world.%s' (radius must be >= 0)", fname), 3)
   end
   if not can_read[spatial.name] then
-    deny(s_format("world.%s: component '%s' (the spatial index's) is not readable by this "
-      .. "script", fname, spatial.name))
+    deny("world." .. fname, s_format("component '%s' (the spatial index's) is not readable by "
+      .. "this script", spatial.name), s_format('read={"%s"}', spatial.name))
   end
   local only = (not read_any) and current() or nil
   if select("#", ...) == 0 then return call(x, y, radius, MAX_RESULTS, only, 0, 0) end
@@ -535,10 +534,11 @@ end
 ------------------------------------------------------------------------------------------------
 -- Set-up
 ------------------------------------------------------------------------------------------------
--- world.lua's callback context: the running entity (a function), its deny and need_world, and
--- world.get/world.has (an instance's components come from them).
-local function bind(current_entity, deny_fn, need_world_fn, get, has)
-  current, deny, need_world, w_get, w_has = current_entity, deny_fn, need_world_fn, get, has
+-- world.lua's callback context: the running entity (a function), its deny and need_world,
+-- world.get/world.has (an instance's components come from them), checks.lua's unknown_component.
+local function bind(current_entity, deny_fn, need_world_fn, get, has, unknown_fn)
+  current, deny, need_world, w_get, w_has, unknown =
+    current_entity, deny_fn, need_world_fn, get, has, unknown_fn
 end
 
 -- batch.lua's attach, and the query host functions (h_start, h_pull, h_spatial, h_within,

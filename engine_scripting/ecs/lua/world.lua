@@ -15,7 +15,7 @@
 -- argument types, component and field names, value kinds, NaN/inf, payload caps, permissions
 -- and scope. A denied operation is reported out of band (the script is disabled even if it
 -- catches the error) and raised as a Lua error.
-local kit, grants, caps, roster, checks, batch, query = ...
+local kit, grants, caps, roster, checks, batch, query, saves, tasks = ...   -- saves.lua, tasks.lua
 
 local type, error, xpcall, next, rawget, tostring, select =
   kit.type, kit.error, kit.xpcall, kit.next, kit.rawget, kit.tostring, kit.select
@@ -24,15 +24,17 @@ local s_format, s_len, s_sub, t_concat, t_unpack, m_type, tointeger =
 local violation, current_env, killed, running_deep, traceback, pcall, export =
   kit.violation, kit.current_env, kit.killed, kit.running_deep, kit.traceback, kit.pcall,
   kit.export
-local unknown_entity, field_values, copy_payload, spawn_scripts, fresh =
+local unknown_entity, field_values, copy_payload, spawn_scripts, fresh, unknown_component =
   checks.unknown_entity, checks.field_values, checks.copy_payload, checks.spawn_scripts,
-  checks.fresh
+  checks.fresh, checks.unknown_component
+local call_text = checks.call_text
 local load_entry, cached, reset_cache, pending_writes, components_of, batch_attach, batch_adopt =
   batch.load_entry, batch.cached, batch.reset_cache, batch.pending_writes, batch.components_of,
   batch.attach, batch.adopt
 reset_cache, pending_writes, batch_attach, batch_adopt =
   query.reset_cache, query.pending_writes, query.attach, query.adopt
 local q_find, q_store, q_values = query.find, query.store, query.values
+local task_live, run_tasks, end_tasks = tasks.live, tasks.run, tasks.end_entity
 
 local MAX_PAYLOAD_ITEMS = caps.max_payload_items
 local MAX_PRINT = caps.max_print              -- bytes in one printed line
@@ -55,15 +57,17 @@ local instances, order, slot_of = {}, {}, {}
 local adopted = nil
 local roster_state, next_owed, receiver = roster.current, roster.next_owed, roster.receiver
 
-local current = nil               -- the entity whose callback runs now
+local current, running = nil, nil   -- the entity whose callback runs now, and its name
 local errors = nil                -- errors of the running tick, or nil
 local printed, print_tick = 0, -1
 
 ------------------------------------------------------------------------------------------------
 -- Checks of the calling context (the rest: checks.lua)
 ------------------------------------------------------------------------------------------------
-local function deny(message)
-  violation("permission", s_format("entity %s: %s", tostring(current), message), 3, current)
+-- `operation` denied for `why`, lacking `grant`; the kit's violation puts the position first
+local function deny(operation, why, grant)
+  violation("permission", s_format("%s(entity %s): %s denied: %s; missing grant: %s", running and
+    "in " .. running .. " " or "", tostring(current), operation, why, grant), 2, current, running)
 end
 
 local function need_world(fname)
@@ -74,30 +78,29 @@ end
 
 -- An entity id: an integer, or a float with an integral value (1.0 is entity 1), within the
 -- scope of the operation: `any` is read_any or write_any, `verb` "read" or "write".
-local function check_entity(fname, entity, any, verb)
+local function check_entity(fname, entity, any, verb, name)
   local id = type(entity) == "number" and tointeger(entity) or nil
   if id == nil then
     error(s_format("bad argument #1 to 'world.%s' (entity id expected, got %s)", fname,
       type(entity) == "number" and "non-integral number" or type(entity)), 3)
   end
   if not any and id ~= current then
-    deny(s_format("world.%s on entity %d: this script may only %s its own entity", fname,
-      id, verb))
+    deny(call_text(fname, id, name), "this script may only " .. verb .. " its own entity",
+      verb .. '_scope="any"')
   end
   return id
 end
 
-local function check_component(fname, name, granted, what)
+local function check_component(fname, name, granted, what, entity)
   if type(name) ~= "string" then
     error(s_format("bad argument #2 to 'world.%s' (component name expected, got %s)", fname,
       type(name)), 3)
   end
   local component = components[name]
-  if component == nil then
-    error(s_format("world.%s: unknown component '%s'", fname, s_sub(name, 1, 64)), 3)
-  end
+  if component == nil then unknown_component(fname, name, components, 3) end
   if not granted[name] then
-    deny(s_format("world.%s: component '%s' is not %s by this script", fname, name, what))
+    deny(call_text(fname, entity, name), s_format("component '%s' is not %s by this script",
+      name, what), s_format('%s={"%s"}', what == "readable" and "read" or "write", name))
   end
   return component
 end
@@ -146,8 +149,9 @@ local function check_fields(fname, component, entity, fields)
     if at and not granted[field] then
       if now == false then now = entity ~= nil and readable_values(component, entity) end
       if not now or now[at] ~= value then
-        deny(s_format("world.%s: field '%s' of %s is not writable by this script", fname,
-          field, component.name))
+        deny(call_text(fname, entity, component.name), s_format("field '%s' of %s is not "
+          .. "writable by this script", field, component.name),
+          s_format('write={"%s": {"%s"}}', component.name, field))
       end
     end
   end
@@ -155,8 +159,8 @@ end
 
 local function checked_get(entity, name)
   need_world("get")
-  entity = check_entity("get", entity, read_any, "read")
-  local component = check_component("get", name, can_read, "readable")
+  entity = check_entity("get", entity, read_any, "read", name)
+  local component = check_component("get", name, can_read, "readable", entity)
   local entry, slot = cached(component, entity)
   if entry then return component.read(slot) end
   local read, row = q_find(component, entity)   -- query.lua's store
@@ -166,8 +170,8 @@ end
 
 local function checked_set(entity, name, fields)
   need_world("set")
-  entity = check_entity("set", entity, write_any, "write")
-  local component = check_component("set", name, can_write, "writable")
+  entity = check_entity("set", entity, write_any, "write", name)
+  local component = check_component("set", name, can_write, "writable", entity)
   if field_grant[name] then check_fields("set", component, entity, fields) end
   local values = field_values(component, fields, 3)
   local entry, slot = cached(component, entity)
@@ -195,8 +199,8 @@ end
 
 local function checked_has(entity, name)
   need_world("has")
-  entity = check_entity("has", entity, read_any, "read")
-  local component = check_component("has", name, can_read, "readable")
+  entity = check_entity("has", entity, read_any, "read", name)
+  local component = check_component("has", name, can_read, "readable", entity)
   local entry, slot = cached(component, entity)
   if entry then return not entry.absent[slot] end
   if q_find(component, entity) then return true end
@@ -272,7 +276,7 @@ function world.spawn(spec, overrides)
     end
     template, spec = spec, overrides or {}
   elseif not can_spawn then
-    deny("world.spawn is not granted to this script")
+    deny("world.spawn({...})", "world.spawn is not granted to this script", "spawn=True")
   elseif type(spec) ~= "table" then
     error("bad argument #1 to 'world.spawn' (table or template name expected, got "
       .. type(spec) .. ")", 2)
@@ -298,17 +302,18 @@ function world.spawn(spec, overrides)
       parts[component.index] = values
     end
   end
-  local entity, problem = h_spawn(current, parts, script, template,
+  local entity, problem, grant, named = h_spawn(current, parts, script, template,
     template ~= nil and can_template[template] == true)
   query.spawned()   -- later queries ask the host again
   if entity == nil then
-    if problem == "permission" then
+    if problem == "permission" then   -- the host names the script and the grant it lacks
       if template ~= nil then
-        deny("world.spawn: template '" .. s_sub(template, 1, 64)
-          .. "' is not granted to this script")
+        template = s_sub(template, 1, 64)
+        deny(s_format('world.spawn("%s")', template), s_format("template '%s' is not granted "
+          .. "to this script", template), s_format('templates={"%s"}', template))
       end
-      script = type(script) == "table" and t_concat(script, "', '") or tostring(script)
-      deny("world.spawn: script '" .. script .. "' has grants this script lacks")
+      deny(s_format('world.spawn({script = "%s"})', tostring(named)), s_format("script '%s' "
+        .. "has grants this script lacks", tostring(named)), tostring(grant))
     end
     error("world.spawn: " .. (problem or "failed in the host (the failure is logged)"), 2)
   end
@@ -317,7 +322,9 @@ end
 
 function world.destroy(entity)
   need_world("destroy")
-  if not can_destroy then deny("world.destroy is not granted to this script") end
+  if not can_destroy then
+    deny("world.destroy", "world.destroy is not granted to this script", "destroy=True")
+  end
   entity = check_entity("destroy", entity, write_any, "write")
   local status = h_destroy(entity)
   if status ~= DONE then unknown_entity("destroy", entity, status) end
@@ -330,7 +337,9 @@ function world.emit(name, payload, target)
     error("bad argument #1 to 'world.emit' (event name expected, got " .. type(name) .. ")", 2)
   end
   if not can_emit[name] then
-    deny("world.emit: event '" .. s_sub(name, 1, 64) .. "' is not granted to this script")
+    name = s_sub(name, 1, 64)
+    deny(s_format('world.emit("%s")', name), s_format("event '%s' is not granted to this script",
+      name), s_format('emit={"%s"}', name))
   end
   if payload ~= nil and type(payload) ~= "table" then
     error("bad argument #2 to 'world.emit' (table or nil expected, got " .. type(payload) .. ")", 2)
@@ -339,8 +348,8 @@ function world.emit(name, payload, target)
     error("bad argument #3 to 'world.emit' (entity id or nil expected)", 2)
   end
   if target ~= nil and target ~= current and can_emit[name] ~= "any" then
-    deny(s_format("world.emit of '%s' to entity %d: this script may only send it to its own "
-      .. "entity", name, target))
+    deny(s_format('world.emit("%s", ..., %d)', name, target), "this script may only send it to "
+      .. "its own entity", s_format('emit={"%s": "any"}', name))
   end
   local copy = payload and copy_payload(payload, 1, {MAX_PAYLOAD_ITEMS}) or {}
   local status = h_emit(current, name, copy, target)
@@ -366,8 +375,9 @@ local function world_print(...)
   h_print(current, line, false)
 end
 
--- world.query/within/nearest: query.lua, which needs the running entity, deny, get and has
-query.bind(function() return current end, deny, need_world, world.get, world.has)
+-- world.query/within/nearest: query.lua, which needs the running entity, deny, get, has and
+-- checks.lua's unknown_component
+query.bind(function() return current end, deny, need_world, world.get, world.has, unknown_component)
 world.query, world.within, world.nearest = query.query, query.within, query.nearest
 kit.add_global("world", world)
 kit.add_global("print", world_print)
@@ -401,11 +411,18 @@ end
 local function run(callback, entity, self, ...)
   local fn = rawget(current_env(), callback)
   if type(fn) ~= "function" then return end
-  current = entity
+  current, running = entity, callback
   local ok, err = xpcall(fn, handler, self, ...)
-  current = nil
+  current, running = nil, nil
   if not ok then record(err, entity, callback) end
 end
+
+-- tasks.lua runs task steps as their entity and records their errors as callbacks' ("task")
+tasks.bind(record, function(entity, callback)
+  local outer, outer_callback = current, running
+  current, running = entity, callback
+  return outer, outer_callback
+end, function() return current, print_tick end)
 
 local function new_tick(tick_no)
   if tick_no ~= print_tick then printed, print_tick = 0, tick_no end
@@ -413,6 +430,7 @@ local function new_tick(tick_no)
 end
 
 local function update_from(first, dt, on_update)
+  running = "on_update"
   for i = first, #order do
     local entity = order[i]
     current = entity
@@ -459,9 +477,12 @@ local function tick(dt, tick_no, events, targets)
   end
   local callback, entity, self = next_owed()
   while callback do
+    if callback == "on_destroy" and task_live[1] ~= 0 then end_tasks(entity) end
     run(callback, entity, self)
     callback, entity, self = next_owed()
   end
+  if saves.due then saves.deliver(run, record) end   -- load_state's data: on_load or merge
+  if task_live[1] ~= 0 then run_tasks(dt, tick_no) end   -- tasks.lua: the tasks due
   local on_update = rawget(current_env(), "on_update")
   if type(on_update) == "function" then
     -- one protected call for the whole run of instances; after an error, go on with the next
@@ -473,7 +494,7 @@ local function tick(dt, tick_no, events, targets)
       record(err, failed, "on_update")
       first = (slot_of[failed] or #order) + 1
     end
-    current = nil
+    current, running = nil, nil
   end
   -- the first chunk of writes goes back with the results: taken inside the watched call, as
   -- nothing may allocate in this state between calls (a collector step there is unwatched)
@@ -486,6 +507,7 @@ local function reloaded(tick_no)
   new_tick(tick_no)
   reset_cache()
   adopt()
+  if task_live[1] ~= 0 then tasks.reloaded() end   -- the old code's tasks end
   local unstarted = adopted.unstarted
   for i = 1, #order do
     local entity = order[i]
@@ -501,12 +523,12 @@ end
 -- `call_results`, which exports them (the host converts them as for ScriptContext.call).
 local called = nil
 local function keep(entity, fname, ok, ...)
-  current = nil
+  current, running = nil, nil
   if ok then called = {n = select("#", ...), ...} else record((...), entity, fname) end
 end
 
 local function run_call(fn, entity, self, fname, n, args)   -- as deep as `run` (see handler)
-  current = entity
+  current, running = entity, fname
   keep(entity, fname, xpcall(fn, handler, self, t_unpack(args, 1, n)))
 end
 
@@ -543,9 +565,9 @@ local function attach(schema, get, set, has, spawn, destroy, emit, host_print, f
 end
 
 local function last_entity()
-  local entity = current
-  current = nil
-  return entity
+  local entity, callback = current, running
+  current, running = nil, nil
+  return entity, callback
 end
 
 return {tick = tick, reloaded = reloaded, attach = attach, last_entity = last_entity,

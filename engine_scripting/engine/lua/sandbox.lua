@@ -63,6 +63,9 @@ local slots = {0}
 for i = 2, SLOT_CAPACITY + 1 do slots[i] = main end
 local threads_state = {dirty = false}   -- dirty: coroutines.lua has work at the next call's start
 local threads_begin                      -- that work (untrusted contexts only)
+-- the kit's coroutine functions (tasks): create/resume become coroutines.lua's when untrusted
+local kit_co = {create = coroutine.create, resume = coroutine.resume, yield = coroutine.yield,
+                running = co_running, status = coroutine.status}
 local last_deep = false      -- the last failed call ran deeper than the recursion limit
 local last_handled = false   -- the message handler saw the last error (memory errors skip it)
 local hook
@@ -109,9 +112,17 @@ end
 ------------------------------------------------------------------------------------------------
 -- Violations: recorded by the host out of band, so catching the error does not hide them.
 ------------------------------------------------------------------------------------------------
-local function violation(reason, message, level, entity)
-  report_violation(reason, message, entity)
-  error(message, level + 1)
+-- The message starts with the position of the innermost frame of script code from `level` up
+-- (trusted chunks carry no line information); `callback`: the script callback that ran, if known.
+local function violation(reason, message, level, entity, callback)
+  for at = level + 1, level + 40 do
+    local frame = d_getinfo(at, "Sl")
+    if frame == nil then break end
+    if frame.currentline > 0 then message = s_format("%s:%d: %s", frame.short_src,
+      frame.currentline, message) break end
+  end
+  report_violation(reason, message, entity, callback)
+  error(message, 0)
 end
 
 ------------------------------------------------------------------------------------------------
@@ -321,6 +332,7 @@ else
     end
   end
   threads_begin = shared._begin
+  kit_co.create, kit_co.resume = shared["coroutine.create"], shared["coroutine.resume"]
 
   -- The environment holds the policy's names (_policy.py) and nothing else: plain names with
   -- Lua's own value, guarded names with the version in `own`. `policy` lists, for each table,
@@ -510,9 +522,10 @@ local function make_kit()
     killed = function() return killed end,
     export = results,   -- values as `call` returns them (ScriptContext.entry(exported=True))
     freeze = freeze,
+    coroutine = kit_co,   -- threads the watchdog can stop (coroutines.lua's when untrusted)
     type = type, error = error, pcall = pcall, xpcall = xpcall, select = select, next = next,
     rawget = rawget, rawset = rawset, rawlen = rawlen, tostring = tostring,
-    setmetatable = setmetatable,
+    setmetatable = setmetatable, getmetatable = getmetatable,
     s_sub = s_sub, s_find = s_find, s_format = s_format, s_len = s_len,
     t_concat = t_concat, t_unpack = t_unpack, t_move = t_move, m_type = m_type,
     huge = m_huge, utf8_len = utf8_len, tointeger = m_tointeger,
