@@ -39,19 +39,24 @@ def instance_errors(name: str, failures: Any) -> list[ScriptError]:
     return found
 
 
-def with_progress(error: ScriptError, entity: int | None, order: list[int]) -> ScriptError:
-    """A time-limit error of a batch, saying how many of its instances the batch reached (the
-    instance running when it stopped included); other errors unchanged."""
+def with_progress(error: ScriptError, entity: int | None, callback: str | None,
+                  order: list[int]) -> ScriptError:
+    """A time-limit error of a batch, saying where it stopped: in a callback the batch runs
+    instance by instance, how many of its instances it reached (the one running when it
+    stopped included); in a task (tasks run in the order they fall due), in which entity's.
+    Other errors unchanged."""
     if (not isinstance(error, ResourceLimitExceeded) or error.limit_type != "time"
-            or entity is None or not order):
+            or entity is None):
         return error
-    at = bisect.bisect_left(order, entity)
-    if at == len(order) or order[at] != entity:
-        return error
-    progressed = type(error)(f"{error} ({at + 1} of {len(order)} instances reached)",
-                             limit_type="time", script=error.script, entity=error.entity,
-                             callback=error.callback)
-    return progressed
+    if callback == "task":
+        where = f"in task of entity {entity}"
+    else:
+        at = bisect.bisect_left(order, entity)
+        if at == len(order) or order[at] != entity:
+            return error
+        where = f"{at + 1} of {len(order)} instances reached"
+    return type(error)(f"{error} ({where})", limit_type="time", script=error.script,
+                       entity=error.entity, callback=error.callback)
 
 
 def stopped_in(last: tuple[Any, ...]) -> tuple[int | None, str | None]:

@@ -233,7 +233,7 @@ class ScriptSystem(esper.Processor):
         except ScriptError as error:
             entity, callback = (stopped_in(run.entries.last_entity())
                                 if not (context.closed or context.dead) else (None, None))
-            errors.append(with_progress(error, entity, run.order).with_context(
+            errors.append(with_progress(error, entity, callback, run.order).with_context(
                 script=name, entity=entity, callback=callback))
             self._write_back(run, None, errors)
             return

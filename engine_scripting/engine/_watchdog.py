@@ -35,9 +35,10 @@ _IDLE_AFTER_S = 0.25
 # A call this long past twice its budget is abandoned: its caller returns within 2x the budget
 # plus 100 ms, with room left for the wake-up of the waiting thread on a loaded machine.
 ABANDON_GRACE_S = 0.05
-# ... unless its worker has not had its budget of CPU time by then: the machine is overloaded
-# and the call waits for a core rather than being stuck. It is abandoned at the latest this long
-# past four times its budget.
+# ... unless its worker has not had ABANDON_GRACE_S of CPU time since the stop was requested:
+# a call stuck in C keeps its core busy, one that waits for a core on an overloaded machine (to
+# reach the hook that stops it) does not. It is abandoned at the latest this long past four
+# times its budget.
 OVERLOADED_GRACE_S = 0.5
 # A call past its deadline is stopped once its worker has had this share of its budget in CPU
 # time: a call that waited for a core on an overloaded machine is not stopped for the wait
@@ -64,6 +65,7 @@ class CallWatch:
     polls_stopping: int = 0
     worker: Worker | None = None  # the worker the call runs on (None: nothing to abandon)
     abandoned: bool = False
+    stop_cpu: float | None = None  # the worker's CPU time when the watchdog first saw the stop
 
 
 class Watchdog:
@@ -92,6 +94,7 @@ class Watchdog:
         if watch.stopping or watch.sampled or watch.abandoned:
             watch.stopping = watch.sampled = watch.abandoned = False
             watch.polls_stopping = 0
+            watch.stop_cpu = None
         self._active[watch] = watch
         if self._sleeping:
             self._start()
@@ -161,11 +164,11 @@ class Watchdog:
     @staticmethod
     def _stuck(watch: CallWatch, worker: Worker, overrun: float) -> bool:
         """Whether a call past its abandon time is stuck, not starved of CPU (see
-        OVERLOADED_GRACE_S)."""
+        OVERLOADED_GRACE_S): it kept running on a core since the stop was requested."""
         if overrun >= 3 * watch.budget_s + OVERLOADED_GRACE_S:
             return True
         cpu = worker.cpu_time()
-        return cpu is None or cpu - watch.cpu_started >= watch.budget_s
+        return cpu is None or watch.stop_cpu is None or cpu - watch.stop_cpu >= ABANDON_GRACE_S
 
     def _check(self, watch: CallWatch, now: float) -> None:
         started = watch.started
@@ -180,6 +183,8 @@ class Watchdog:
             (watch.main_state, *native.slot_threads(watch.slots_table, watch.slot_capacity))))
         if now >= deadline and (watch.stopping or self._spent(watch, now - deadline)):
             worker = watch.worker
+            if watch.stop_cpu is None and worker is not None:
+                watch.stop_cpu = worker.cpu_time()
             if (worker is not None and now >= deadline + watch.budget_s + ABANDON_GRACE_S
                     and self._stuck(watch, worker, now - deadline) and worker.abandon()):
                 watch.abandoned = True

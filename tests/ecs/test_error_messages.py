@@ -390,6 +390,21 @@ def test_a_time_limit_in_other_callbacks_of_a_tick_says_the_same(
     assert re.fullmatch(rf"slow: {_TIME} \(2 of 3 instances reached\)", str(error)), str(error)
 
 
+def test_a_time_limit_in_a_task_says_the_task_and_its_entity(
+        spawn_scripted: Loader, manager: ScriptManager, system: ScriptSystem) -> None:
+    source = ("function on_start(self) if self.entity == E then task.spawn(function() "
+              "task.wait(0.05) while true do end end) end end function on_update(self) end")
+    entities = [spawn_scripted("slow", source) for _ in range(3)]
+    manager.reload("slow", source.replace("E", str(entities[1])))
+    for _ in range(3):
+        esper.process(0.04)
+    error = manager.status("slow").last_error
+    assert isinstance(error, ResourceLimitExceeded)
+    assert (error.entity, error.callback) == (entities[1], "task")
+    assert re.fullmatch(rf"slow: {_TIME} \(in task of entity {entities[1]}\)", str(error)), \
+        str(error)
+
+
 def test_a_time_limit_in_on_reload_says_the_same(spawn_scripted: Loader,
                                                  manager: ScriptManager) -> None:
     entities = [spawn_scripted("slow", "function on_update(self) end") for _ in range(3)]

@@ -430,7 +430,7 @@ def test_load_state_into_a_script_larger_than_its_memory_changes_nothing(
     ("return {s = string.rep('x', 1024 * 1024 + 1)}", "on_save(self).s", "longer than 1048576"),
     ("return {['bad key'] = '\\xff'}", 'on_save(self)["bad key"]', "not valid UTF-8"),
     ("return {c = config}", "on_save(self).c", "a table with a metatable"),
-    ("return self", "on_save(self).params", "a table with a metatable"),
+    ("return {kept = self.params}", "on_save(self).kept", "a table with a metatable"),
 ])
 def test_save_data_that_is_not_json_is_a_typed_error(
         spawn_scripted: Loader, manager: ScriptManager, source: str, path: str,
@@ -676,3 +676,15 @@ def test_on_save_limits_stop_a_save_that_would_hang() -> None:
     assert results["ticks_on"] == 2
     late, saved = results["late"]          # the stopped on_start ran; the next one did not
     assert saved == {str(late[0]): {"n": 1}, str(late[1]): {}}
+
+
+def test_on_save_returning_self_saves_what_the_default_would(
+        spawn_scripted: Loader, manager: ScriptManager) -> None:
+    source = "function on_start(self) self.n, self.f = 3, print end"
+    plain = spawn_scripted("plain", source, Position(0.0, 0.0))
+    itself = spawn_scripted("itself", source + " function on_save(self) return self end",
+                            Position(0.0, 0.0))
+    esper.process(0.1)
+    scripts = manager.save_state()["scripts"]
+    assert scripts["plain"]["instances"][str(plain)] == {"n": 3}
+    assert scripts["itself"]["instances"][str(itself)] == {"n": 3}

@@ -14,9 +14,9 @@
 -- checked, and the host only parses text: no Lua value crosses one by one.
 local kit, caps, roster, report_dropped = ...
 
-local type, error, next, rawget, rawset, xpcall, pcall, tostring, getmetatable =
-  kit.type, kit.error, kit.next, kit.rawget, kit.rawset, kit.xpcall, kit.pcall, kit.tostring,
-  kit.getmetatable
+local type, error, next, rawget, rawset, rawequal, xpcall, pcall, tostring, getmetatable =
+  kit.type, kit.error, kit.next, kit.rawget, kit.rawset, kit.rawequal, kit.xpcall, kit.pcall,
+  kit.tostring, kit.getmetatable
 local s_format, s_len, s_sub, s_find, m_type, utf8_len, huge, t_unpack, t_concat =
   kit.s_format, kit.s_len, kit.s_sub, kit.s_find, kit.m_type, kit.utf8_len, kit.huge,
   kit.t_unpack, kit.t_concat
@@ -294,7 +294,8 @@ local function save(first)
           end
           return failed(entity, result.kind, result.message)
         end
-        value = result
+        -- `return self` saves what the default would (its entity and params left out)
+        value = rawequal(result, value) and fields(value) or result
       else
         root, value = "self", fields(value)
       end

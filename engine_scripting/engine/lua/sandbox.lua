@@ -524,7 +524,7 @@ local function make_kit()
     freeze = freeze,
     coroutine = kit_co,   -- threads the watchdog can stop (coroutines.lua's when untrusted)
     type = type, error = error, pcall = pcall, xpcall = xpcall, select = select, next = next,
-    rawget = rawget, rawset = rawset, rawlen = rawlen, tostring = tostring,
+    rawget = rawget, rawset = rawset, rawequal = rawequal, rawlen = rawlen, tostring = tostring,
     setmetatable = setmetatable, getmetatable = getmetatable,
     s_sub = s_sub, s_find = s_find, s_format = s_format, s_len = s_len,
     t_concat = t_concat, t_unpack = t_unpack, t_move = t_move, m_type = m_type,
