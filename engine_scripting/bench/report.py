@@ -18,6 +18,7 @@ from typing import TypeVar
 import esper
 import lupa.lua54 as lua54
 
+from engine_scripting.bench import fixed_cost
 from engine_scripting.bench.queries import QueryFigures, describe
 from engine_scripting.bench.queries import measure as measure_queries
 from engine_scripting.bench.queries import targets as query_targets
@@ -72,6 +73,7 @@ class Report:
     context_kib: float = 0.0
     profiling_ratio: float = 0.0
     queries: QueryFigures | None = None   # world.query and world.nearest (queries.py)
+    fixed_cost: fixed_cost.FixedCostFigures | None = None   # many one-entity scripts
 
     def as_dict(self) -> dict[str, object]:
         """Plain data, for JSON."""
@@ -270,6 +272,8 @@ def evaluate(report: Report) -> None:
         "compute", geomean, 1.05, "geometric mean, sandboxed vs plain lupa.lua54.LuaRuntime"))
     if report.queries is not None:
         report.targets.extend(Target(*row) for row in query_targets(report.queries))
+    if report.fixed_cost is not None:
+        report.targets.extend(Target(*row) for row in fixed_cost.targets(report.fixed_cost))
 
 
 def run(quick: bool, progress: Callable[[str], None]) -> Report:
@@ -284,6 +288,7 @@ def run(quick: bool, progress: Callable[[str], None]) -> Report:
     progress("loading scripts")
     measure_loading(200 if quick else 1000, report)
     report.queries = measure_queries(2000 if quick else 10000, 9 if quick else 31, progress)
+    report.fixed_cost = fixed_cost.measure(9 if quick else 31, progress)
     evaluate(report)
     return report
 
@@ -310,6 +315,8 @@ def format_report(report: Report) -> str:
                  f"{report.profiling_ratio:.3f}")
     if report.queries is not None:
         lines.extend(describe(report.queries))
+    if report.fixed_cost is not None:
+        lines.extend(fixed_cost.describe(report.fixed_cost))
     lines.append("")
     lines.append(f"{'figure':<18}{'measured':>10}{'target':>9}  {'':<4}detail")
     for t in report.targets:

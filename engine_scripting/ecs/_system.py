@@ -154,6 +154,13 @@ class ScriptSystem(esper.Processor):
         deliveries = deliver(resources.queue.take(), links, self._script_of, self.manager,
                              self.console_write)
 
+        runs = self._runs   # skip the idle: nothing new for them, nothing to run
+        records = [record for record in records
+                   if (active := runs.get(record.name)) is None or not active.entries.idle.value
+                   or active.synced is not source or active.version != record.version
+                   or active.record is not record or record.name in deliveries
+                   or active.host_errors]
+
         def run(record: ManagedScript) -> None:
             if self.manager.running(record.name) is not record:
                 return  # unloaded by host code earlier in this tick
@@ -176,9 +183,9 @@ class ScriptSystem(esper.Processor):
                     source: object) -> None:
         if not record.enabled:
             return
-        started = time.perf_counter() if self.profiling else 0.0
         name = record.name
         run = self._runs.get(name)
+        started = time.perf_counter() if self.profiling else 0.0
         if run is None or run.record is not record:
             try:
                 run = self._attach(record)
@@ -188,7 +195,11 @@ class ScriptSystem(esper.Processor):
                 return
         run.bindings.spawned_this_tick = 0
         errors: list[ScriptError] = []
+        order = run.order
         if run.synced is source or self._sync(run, entities, source, errors):
+            if (deliveries is None and run.order is order and run.version == record.version
+                    and not run.host_errors and run.entries.idle.value):
+                return   # the entities changed, but not this script's
             run.bindings.batch.start_batch(run.order)
             if run.version != record.version:
                 run.version = record.version
@@ -228,6 +239,7 @@ class ScriptSystem(esper.Processor):
         converts them inside the watched call). The batch's buffered component writes are
         written back after it, also after a stop."""
         name, context = run.record.name, run.record.context
+        run.entries.idle.value = False   # until a whole tick says otherwise
         try:
             result = entry(*args)
         except ScriptError as error:
@@ -237,9 +249,11 @@ class ScriptSystem(esper.Processor):
                 script=name, entity=entity, callback=callback))
             self._write_back(run, None, errors)
             return
+        # results: errors, idle (see WorldEntries.idle), the first chunk of writes if any
+        run.entries.idle.value = len(result) > 1 and result[1] is True
         # not in a `finally`: an abandoned call unwinds its worker past this (engine/_runner.py)
-        if len(result) > 1:  # nothing after the errors: nothing was written
-            self._write_back(run, result[1:], errors)
+        if len(result) > 2:  # nothing after the errors: nothing was written
+            self._write_back(run, result[2:], errors)
         if result and result[0] is not None:
             errors.extend(instance_errors(name, result[0]))
 

@@ -129,3 +129,4 @@ def live_task_counter(context: ScriptContext, task_count: Any) -> Callable[[], i
         return int(task_count[1])
 
     return live_tasks
+

@@ -31,6 +31,16 @@ from engine_scripting.manager import ScriptSpec
 Entry = Callable[..., tuple[Any, ...]]
 
 
+class IdleFlag:
+    """Whether a script has nothing to do until the host brings something new (see
+    ``WorldEntries.idle``); False until a tick says otherwise."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = False
+
+
 @dataclass(frozen=True, slots=True)
 class WorldEntries:
     """One script's world.lua and instances.lua trampolines, each behind its context's checks
@@ -47,6 +57,9 @@ class WorldEntries:
     save, last_saved, stage, commit, discard: saves.lua's (see _saves.py).
     live_tasks: how many tasks (task.spawn/delay) the script has alive; reads a count, runs no
         Lua (``live_task_counter``): a cheap check for the host between calls.
+    idle: whether the script's last call was a whole tick after which it has nothing to do
+        until the host brings something new (world.lua's tick says so): the system skips it
+        then. Every other call that runs script code (call, save, commit) clears it.
     """
 
     tick: Entry
@@ -64,6 +77,7 @@ class WorldEntries:
     commit: Entry
     discard: Entry
     live_tasks: Callable[[], int]
+    idle: IdleFlag
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,7 @@ class WorldApi:
         raw = install_world_api(context, self._source, script.permissions,
                                 self.console_lines_per_tick, dropped_reporter(script.name))
         entry = context.entry
+        idle = IdleFlag()
         return WorldEntries(
             tick=entry(raw.tick, data_args=True),
             reloaded=entry(raw.reloaded, data_args=True),
@@ -96,12 +111,14 @@ class WorldApi:
             pending_writes=entry(raw.pending_writes, host_memory=True),
             last_entity=_never_raising(entry(raw.last_entity, host_memory=True)),
             instance_list=entry(raw.instance_list, host_memory=True),
-            call=entry(raw.call, data_args=True),
+            call=_waking(entry(raw.call, data_args=True), idle),
             call_results=entry(raw.call_results, exported=True),
-            save=entry(raw.save), last_saved=entry(raw.last_saved, host_memory=True),
-            stage=entry(raw.stage, data_args=True), commit=entry(raw.commit, host_memory=True),
+            save=_waking(entry(raw.save), idle),
+            last_saved=entry(raw.last_saved, host_memory=True),
+            stage=entry(raw.stage, data_args=True),
+            commit=_waking(entry(raw.commit, host_memory=True), idle),
             discard=entry(raw.discard, host_memory=True),
-            live_tasks=live_task_counter(context, raw.task_count),
+            live_tasks=live_task_counter(context, raw.task_count), idle=idle,
         )
 
     # The manager's SavesState protocol: save_state/load_state (see _saves.py)
@@ -122,6 +139,17 @@ class WorldApi:
                    checked: CheckedInstances) -> StagedInstances:
         """Checked data, staged in the script's state (``stage_instances``)."""
         return stage_instances(handle.stage, handle.commit, handle.discard, context, checked)
+
+
+def _waking(entry: Entry, idle: IdleFlag) -> Entry:
+    """``entry``, clearing the idle flag after it (also when it fails): it ran script code."""
+    def call(*args: object) -> tuple[Any, ...]:
+        try:
+            return entry(*args)
+        finally:
+            idle.value = False
+
+    return call
 
 
 def _never_raising(entry: Entry) -> Entry:

@@ -496,9 +496,13 @@ local function tick(dt, tick_no, events, targets)
     end
     current, running = nil, nil
   end
+  -- idle: nothing to do until the host brings something new (ScriptSystem._run_script skips
+  -- the script meanwhile): no on_update to run, no task alive, no loaded data to deliver
+  local idle = (#order == 0 or type(rawget(current_env(), "on_update")) ~= "function")
+    and task_live[1] == 0 and not saves.due
   -- the first chunk of writes goes back with the results: taken inside the watched call, as
   -- nothing may allocate in this state between calls (a collector step there is unwatched)
-  return errors, pending_writes()
+  return errors, idle, pending_writes()
 end
 
 -- Call on_reload(self) on every instance after a new version of the code was adopted (not on
@@ -514,7 +518,7 @@ local function reloaded(tick_no)
     local self = instances[entity]
     if unstarted[entity] ~= self then run("on_reload", entity, self) end
   end
-  return errors, pending_writes()
+  return errors, false, pending_writes()
 end
 
 -- system.call: the global `fname(self, ...)` (`n` values in `args`) for the instance on `entity`,
