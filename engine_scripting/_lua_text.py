@@ -13,6 +13,16 @@ def text(value: object) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def printable(message: str) -> str:
+    """``message`` with its control characters (newlines, carriage returns, terminal escapes;
+    not tabs) written as ``\\xNN``: script-made text in a one-line message can neither start a
+    line of its own nor drive the terminal of whoever reads the log or the console."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found[0]):02x}", message)
+
+
 def error_line(message: str) -> int | None:
     """The script line named at the start of a Lua error message, if any."""
     match = _LINE.match(message)
@@ -39,6 +49,7 @@ def split_message(message: str) -> tuple[str, str | None]:
     function's own frame (the stand-in called it). A script function that trusted code called
     (a ``string.gsub`` replacement, a comparator) has no name to show: ``in function``."""
     first_line, _, traceback = message.partition("\n")
+    first_line = printable(first_line)
     if not traceback:
         return first_line, None
     kept: list[str] = []

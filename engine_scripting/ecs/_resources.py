@@ -88,7 +88,9 @@ def reload_changed(manager: ScriptManager, resources: WorldResources, tick: int)
             continue
         error = record.last_error
         if isinstance(error, ScriptError):
-            line = (f"{type(error).__name__}: hot reload failed, the old version runs on: "
+            outcome = ("the old version runs on" if record.enabled
+                       else "the script is disabled")
+            line = (f"{type(error).__name__}: hot reload failed, {outcome}: "
                     f"{str(error).partition(chr(10))[0]}")
             if len(line) > _CONSOLE_LINE:   # cut as world.lua cuts printed lines
                 line = line[:_CONSOLE_LINE] + "..."

@@ -16,13 +16,14 @@ import contextlib
 import json
 import math
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from engine_scripting._log import get_logger
-from engine_scripting._lua_text import error_line, split_message, text
+from engine_scripting._lua_text import error_line, printable, split_message, text
 from engine_scripting.engine import ScriptContext
 from engine_scripting.errors import (
     ResourceLimitExceeded,
@@ -42,7 +43,12 @@ SAVE_CAPS = MappingProxyType({
     "max_items": 50_000,         # table entries, all levels together
     "max_text": 1 << 20,         # bytes in one string or key
     "max_bytes": 8 << 20,        # bytes of all strings and keys together
+    "max_script_items": 200_000,     # table entries of all a script's instances together
+    "max_script_bytes": 32 << 20,    # bytes of strings of all a script's instances together
 })
+# A script's save takes at most this many of its time budgets, all its calls together (each
+# call is within one budget), and at least SAVE_MIN_S.
+SAVE_BUDGETS, SAVE_MIN_S = 10, 1.0
 MAX_SAVED_INSTANCES = 1_000_000  # instances of one script in a state
 MAX_ENTITY_ID = 2**63 - 1
 _DECIMAL = re.compile(r"0|[1-9][0-9]{0,18}")
@@ -72,15 +78,23 @@ def dropped_reporter(script: str) -> Callable[..., None]:
 
 
 # -- saving -------------------------------------------------------------------------------------
-def save_instances(save: Entry, last_saved: Entry, script: str) -> dict[str, Any]:
+def save_instances(save: Entry, last_saved: Entry, script: str,
+                   budget_s: float) -> dict[str, Any]:
     """Every started instance's data (and data loaded but not delivered yet), keyed by the
     entity id as a decimal string. saves.lua hands it over as JSON text, in chunks, each in a
     call of its own. Raises SaveDataError for data that is not JSON data, ScriptRuntimeError for
-    a failing ``on_save``, ResourceLimitExceeded for a limit hit, each naming the script and the
+    a failing ``on_save``, ResourceLimitExceeded for a limit hit (the whole save of a script
+    takes at most SAVE_BUDGETS of its time budget ``budget_s``), each naming the script and the
     entity."""
     instances: dict[str, Any] = {}
     first = True
+    deadline = time.perf_counter() + max(SAVE_BUDGETS * budget_s, SAVE_MIN_S)
     while True:
+        if not first and time.perf_counter() > deadline:
+            raise ResourceLimitExceeded(
+                f"{script}: saving outlasted {SAVE_BUDGETS} time budgets "
+                f"({SAVE_BUDGETS * budget_s * 1e3:.0f} ms) for all its instances together",
+                limit_type="time", script=script, callback="on_save")
         try:
             outcome = save(first)
         except ScriptError as error:
@@ -119,7 +133,7 @@ def _failure(script: str, entity: object, kind: object, message: object,
     message = text(message)
     entity = entity if isinstance(entity, int) else None
     if kind == b"data":
-        where = text(path)
+        where = printable(text(path))
         return SaveDataError(
             f"{script}: cannot save entity {entity}: {where} is {message}", path=where,
             script=script, entity=entity,

@@ -7,6 +7,7 @@ refer to `world`; the ScriptSystem attaches the host side (schemas and host func
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -129,7 +130,9 @@ class WorldApi:
 
     def save_part(self, handle: WorldEntries, context: ScriptContext) -> dict[str, Any]:
         """The data of the script's instances, keyed by entity id (``save_instances``)."""
-        return save_instances(handle.save, handle.last_saved, context.name)
+        limits = context.limits   # None: an unlimited (trusted) context
+        return save_instances(handle.save, handle.last_saved, context.name,
+                              math.inf if limits is None else limits.max_execution_time_s)
 
     def check_part(self, part: object, id_map: Mapping[int, int]) -> CheckedInstances:
         """The instances' data of a state, checked (``check_instances``)."""

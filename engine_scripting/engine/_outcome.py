@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from engine_scripting._lua_text import error_line, split_message, text
+from engine_scripting._lua_text import error_line, printable, split_message, text
 from engine_scripting.engine._convert import (
     PlainData,
     ResultTooLarge,
@@ -87,6 +87,7 @@ class Outcomes:
         or the Lua error it raised; None when it returned."""
         if violation is not None:
             kind, message, entity, callback = violation
+            message = printable(message)   # one line: a spoofed name cannot fake another
             error_class = PermissionDenied if kind == "permission" else SecurityViolation
             return error_class(message, reason=kind, script=self.name, entity=entity,
                                callback=callback, line=error_line(message))

@@ -122,6 +122,8 @@ class ScriptManager:
             self._record_error(record, error)
             _log.warning("script.reload_failed", script=name, error_class=type(error).__name__,
                          message=str(error))
+            if isinstance(error, SecurityViolation):
+                self._disable_for(record, f"security violation: {error}")
             raise
         if source is None and modified_ns is not None:
             record.modified_ns = modified_ns
@@ -276,8 +278,15 @@ class ScriptManager:
     def save_state(self) -> dict[str, Any]:
         """Every enabled script's state (its instances' ``on_save`` results or fields) as JSON
         data; the first failure raises (SaveDataError, ScriptRuntimeError, ...): no partial
-        state."""
-        return save_scripts(self._scripts.values(), self.initializers)
+        state. A security violation in a script's ``on_save`` also disables that script."""
+        try:
+            return save_scripts(self._scripts.values(), self.initializers)
+        except SecurityViolation as error:
+            record = self._scripts.get(error.script or "")
+            if record is not None:
+                self._record_error(record, error)
+                self._disable_for(record, f"security violation: {error}")
+            raise
 
     def load_state(self, state: object, entity_map: Mapping[Any, int] | None = None
                    ) -> LoadedState:

@@ -27,6 +27,8 @@ local MAX_DEPTH = caps.max_depth    -- nested tables in one instance's data
 local MAX_ITEMS = caps.max_items    -- table entries in one instance's data, all levels together
 local MAX_TEXT = caps.max_text      -- bytes in one string (keys included)
 local MAX_BYTES = caps.max_bytes    -- bytes of all the strings of one instance's data
+local MAX_SCRIPT_ITEMS = caps.max_script_items   -- the same, all instances of a save together
+local MAX_SCRIPT_BYTES = caps.max_script_bytes
 local MAX_DROPPED_NAMED = 16        -- entities named in one report of dropped data
 
 local saves = {due = false}
@@ -263,7 +265,7 @@ local function start_job()
     end
   end
   local on_save = rawget(current_env(), "on_save")
-  job = {todo = todo, count = count, next = 1,
+  job = {todo = todo, count = count, next = 1, items = 0, bytes = 0,
          on_save = type(on_save) == "function" and on_save or nil}
 end
 
@@ -306,6 +308,12 @@ local function save(first)
     items, bytes, on_path = 0, 0, {}
     if not encode(value, 1) then
       return failed(entity, "data", bad.message, path_of(root, bad.depth))
+    end
+    job.items, job.bytes = job.items + items, job.bytes + bytes
+    if job.items > MAX_SCRIPT_ITEMS or job.bytes > MAX_SCRIPT_BYTES then
+      return failed(entity, "data", s_format("more than %d table entries or %d bytes of "
+        .. "strings in the data of all the script's instances together", MAX_SCRIPT_ITEMS,
+        MAX_SCRIPT_BYTES), root)
     end
     emit("]")
     at = at + 1

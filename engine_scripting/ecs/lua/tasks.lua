@@ -31,9 +31,11 @@ local type, error, next, select, setmetatable, xpcall, tostring, pcall =
 local s_format, s_find, t_unpack, huge = kit.s_format, kit.s_find, kit.t_unpack, kit.huge
 local killed, running_deep, traceback, current_env =
   kit.killed, kit.running_deep, kit.traceback, kit.current_env
-local co_create, co_resume, co_yield, co_running, co_status = kit.coroutine.create,
-  kit.coroutine.resume, kit.coroutine.yield, kit.coroutine.running, kit.coroutine.status
+local co_create, co_resume, co_yield, co_running, co_status, co_isyieldable =
+  kit.coroutine.create, kit.coroutine.resume, kit.coroutine.yield, kit.coroutine.running,
+  kit.coroutine.status, kit.coroutine.isyieldable
 local roster_state = roster.current
+local function instances_now() return roster_state().instances end
 
 local MAX_TASKS = caps.max_tasks   -- live tasks per script
 -- A wait ends when the time since reaches it within this (seconds), so that waits in steps of
@@ -297,7 +299,8 @@ local function new_task(fname, fn, arg)
     error(s_format("bad argument #%d to 'task.%s' (function expected, got %s)", arg, fname,
       type(fn)), 3)
   end
-  if roster_state().instances[entity] == nil then
+  local owner_self = roster_state().instances[entity]
+  if owner_self == nil then
     error(s_format("task.%s: the instance on entity %d has ended (its tasks end before "
       .. "on_destroy)", fname, entity), 3)
   end
@@ -306,7 +309,7 @@ local function new_task(fname, fn, arg)
     error(s_format("task.%s: this script has %d live tasks, the limit", fname, MAX_TASKS), 3)
   end
   local handle = setmetatable({}, HANDLE)
-  local rec = {entity = entity, env = current_env()}
+  local rec = {entity = entity, env = current_env(), self = owner_self}
   record_of[handle] = rec
   return rec, handle, tick
 end
@@ -342,6 +345,12 @@ function task.wait(seconds)
         .. "wait, not coroutines it resumes", 2)
     end
     error("task.wait: not inside a task (use task.spawn)", 2)
+  end
+  if not stepping[rec] then   -- its thread resumed by script code, not by the task phase
+    error("task.wait: this task is not running (script code resumed its coroutine)", 2)
+  end
+  if not co_isyieldable() then   -- inside a C function (a sort comparator, a metamethod...)
+    error("task.wait: cannot wait here (inside a function called from C)", 2)
   end
   rec.request = seconds
   local token, waited = co_yield(WAIT)
@@ -419,7 +428,12 @@ local function run(dt, tick_no)
     rec.where, stepping[rec] = RUNNING, true
     dirty = false
     local thread = rec.thread
-    if thread == nil then   -- a delayed task starts
+    if instances_now()[rec.entity] ~= rec.self then
+      -- its instance ended (a stop between its on_destroy and the end of its tasks left it
+      -- live): it ends now and never runs as an entity that is not its instance's
+      stepping[rec] = nil
+      finish(rec)
+    elseif thread == nil then   -- a delayed task starts
       local fn, args = rec.fn, rec.args
       rec.fn, rec.args = nil, nil
       start(rec, fn, t_unpack(args, 1, args.n))
@@ -433,12 +447,15 @@ local function run(dt, tick_no)
   in_phase = false
 end
 
--- The instance on `entity` ends: so do its tasks (world.lua: just before its on_destroy).
-local function end_entity(entity)
+-- The instance `self` on `entity` ends: so do its tasks (world.lua: before any owed on_destroy
+-- runs; a tick stopped half-way ends the rest next tick, and the task phase ends any it meets).
+local function end_entity(entity, self)
   if dirty then repair() end
   local mine = owned[entity]
   if mine == nil then return end
-  for rec in next, mine do finish(rec) end
+  for rec in next, mine do
+    if rec.self == self then finish(rec) end
+  end
 end
 
 -- A new version of the code was adopted: the tasks the old one started end.

@@ -475,9 +475,11 @@ local function tick(dt, tick_no, events, targets)
       end
     end
   end
+  if task_live[1] ~= 0 then   -- the tasks of ended instances end before their on_destroy
+    for entity, self in next, adopted.ending do end_tasks(entity, self) end
+  end
   local callback, entity, self = next_owed()
   while callback do
-    if callback == "on_destroy" and task_live[1] ~= 0 then end_tasks(entity) end
     run(callback, entity, self)
     callback, entity, self = next_owed()
   end

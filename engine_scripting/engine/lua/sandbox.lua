@@ -65,7 +65,8 @@ local threads_state = {dirty = false}   -- dirty: coroutines.lua has work at the
 local threads_begin                      -- that work (untrusted contexts only)
 -- the kit's coroutine functions (tasks): create/resume become coroutines.lua's when untrusted
 local kit_co = {create = coroutine.create, resume = coroutine.resume, yield = coroutine.yield,
-                running = co_running, status = coroutine.status}
+                running = co_running, status = coroutine.status,
+                isyieldable = coroutine.isyieldable}
 local last_deep = false      -- the last failed call ran deeper than the recursion limit
 local last_handled = false   -- the message handler saw the last error (memory errors skip it)
 local hook
@@ -104,9 +105,11 @@ d_sethook(hook, "", 0)
 local env      -- the script environment, filled in below
 local staged   -- the environment of the version `stage` runs (load's default meanwhile)
 
+local violated = false   -- a violation in this call (even one a pcall caught)
+
 local function begin_call()
   if threads_state.dirty then threads_begin() end
-  last_deep, last_handled, staged = false, false, nil
+  last_deep, last_handled, staged, violated = false, false, nil, false
 end
 
 ------------------------------------------------------------------------------------------------
@@ -122,6 +125,7 @@ local function violation(reason, message, level, entity, callback)
       frame.currentline, message) break end
   end
   report_violation(reason, message, entity, callback)
+  violated = true
   error(message, 0)
 end
 
@@ -427,7 +431,8 @@ end
 local function adopt(fn, fresh)
   staged = fresh
   fn()
-  env, staged = fresh, nil
+  if not violated then env = fresh end   -- a caught violation fails the stage too (the host)
+  staged = nil
   return 0   -- no values (see export.lua)
 end
 
