@@ -46,6 +46,10 @@ SAVE_CAPS = MappingProxyType({
     "max_script_items": 200_000,     # table entries of all a script's instances together
     "max_script_bytes": 32 << 20,    # bytes of strings of all a script's instances together
 })
+# Loaded data may take at most this share of a script's memory limit in its Lua state: saving
+# it again encodes it beside itself (a crafted state that fills the memory would make every
+# later save of the game fail).
+LOAD_SHARE = 4
 # A script's save takes at most this many of its time budgets, all its calls together (each
 # call is within one budget), and at least SAVE_MIN_S.
 SAVE_BUDGETS, SAVE_MIN_S = 10, 1.0
@@ -283,11 +287,11 @@ def stage_instances(stage: Entry, commit: Entry, discard: Entry, context: Script
     ResourceLimitExceeded when it does not fit under the script's memory limit, and the
     context's errors (closed, dead, running)."""
     limits = context.limits
-    if limits is not None and checked.size > limits.max_memory_bytes:
+    if limits is not None and checked.size > limits.max_memory_bytes // LOAD_SHARE:
         raise ResourceLimitExceeded(
-            f"{context.name}: its saved data (about {checked.size} bytes in Lua) does not fit "
-            f"in its memory limit ({limits.max_memory_bytes} bytes)", limit_type="memory",
-            script=context.name)
+            f"{context.name}: its saved data (about {checked.size} bytes in Lua) is more than "
+            f"1/{LOAD_SHARE} of its memory limit ({limits.max_memory_bytes} bytes): saving it "
+            "again would not fit", limit_type="memory", script=context.name)
     try:
         stage(checked.pairs, checked.id_map)
     except ResourceLimitExceeded as error:
