@@ -33,6 +33,7 @@ import lupa.lua54 as lua54
 from engine_scripting._log import get_logger
 from engine_scripting.ecs._bindings import REFUSED, WorldBindings
 from engine_scripting.ecs._components import Console, ConsoleLevel, Script, ScriptEvent
+from engine_scripting.ecs._error_log import ErrorLog
 from engine_scripting.ecs._events import deliver, group_links
 from engine_scripting.ecs._grant_check import GrantCheck
 from engine_scripting.ecs._host_calls import HostCalls
@@ -69,7 +70,8 @@ class ScriptSystem(esper.Processor):
         console_maxlen: how many messages the world's Console keeps.
         event_queue_maxlen: how many events may wait for delivery; emit fails beyond it.
         max_spawns_per_tick: entities one script may spawn per tick.
-        max_logged_errors: errors logged per script per tick; the rest are counted in one event
+        max_logged_errors: errors logged per script per tick (and 10 a second on average, see
+            _error_log.py); the rest are counted in one event
             (all of them are recorded in the manager's status).
         hot_reload_interval_s: how often scripts loaded from files are checked for changes
             (between ticks); None turns hot reload off.
@@ -107,6 +109,7 @@ class ScriptSystem(esper.Processor):
         self.templates = TemplateRegistry()  # spawn templates: see register_template
         self.spatial = spatial_index(self.schemas, spatial, lambda: self.tick)
         self.max_logged_errors = max_logged_errors
+        self._error_log = ErrorLog(per_tick=max_logged_errors)
         self.hot_reload_interval_s = hot_reload_interval_s
         self.profiling = profiling
         self._next_reload_check = 0.0
@@ -288,19 +291,15 @@ class ScriptSystem(esper.Processor):
         self._forget(record.name)
 
     def _report(self, record: ManagedScript, errors: list[ScriptError]) -> None:
+        if errors:   # logged within a budget over time (_error_log.py)
+            self._error_log.per_tick = self.max_logged_errors
+            self._error_log.report(record.name, errors, self.tick)
         for index, error in enumerate(errors):
-            if index < self.max_logged_errors:
-                _log.error("script.error", script=record.name, entity=error.entity,
-                           callback=error.callback, error_class=type(error).__name__,
-                           message=str(error), line=error.line, traceback=error.traceback)
             if index < self._resources.console_maxlen:
                 line = f"{type(error).__name__}: {str(error).partition(chr(10))[0]}"
                 if len(line) > _CONSOLE_LINE:   # cut as world.lua cuts printed lines
                     line = line[:_CONSOLE_LINE] + "..."
                 self.console_write(record.name, error.entity, line, "error")
-        if len(errors) > self.max_logged_errors:
-            _log.error("script.errors_not_logged", script=record.name,
-                       count=len(errors) - self.max_logged_errors, tick=self.tick)
 
     def _attach(self, record: ManagedScript) -> ScriptRun:
         entries = record.installed.get(self._world_api)
@@ -321,6 +320,7 @@ class ScriptSystem(esper.Processor):
     def _forget(self, name: str) -> None:
         """Drop everything the system keeps for a script (the manager unloaded it)."""
         self._runs.pop(name, None)
+        self._error_log.forget(name)
 
     # -- resources (_resources.py) ------------------------------------------------------------
     @property
