@@ -48,7 +48,7 @@ def split_message(message: str) -> tuple[str, str | None]:
     'string.find'``) reads as the C function it stands for, and is dropped right after the C
     function's own frame (the stand-in called it). A script function that trusted code called
     (a ``string.gsub`` replacement, a comparator) has no name to show: ``in function``."""
-    first_line, _, traceback = message.partition("\n")
+    first_line, _, traceback = message.lstrip("\n").partition("\n")
     first_line = printable(first_line)
     if not traceback:
         return first_line, None

@@ -147,3 +147,10 @@ def test_a_save_is_bounded_for_all_of_a_script_s_instances_together(
     with pytest.raises(SaveDataError, match="all the script's instances together"):
         manager.save_state()
     assert manager.status("hoarder").enabled   # the host's cap, not the script's violation
+
+
+def test_an_error_message_starting_with_a_newline_still_says_what_failed(
+        spawn_scripted: Loader, manager: ScriptManager) -> None:
+    spawn_scripted("blank", "function on_update(self) error('\\n\\nreal reason', 0) end")
+    esper.process(0.016)
+    assert str(manager.status("blank").last_error) == "real reason"
