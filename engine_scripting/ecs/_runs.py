@@ -26,7 +26,8 @@ class ScriptRun:
             adopt: ``on_reload``).
         instances: entities instances.lua holds an instance for.
         order: the same, ascending (world.lua's order).
-        synced: the esper links list the instances were last synced to (None: sync again).
+        synced: the system's links (its grouping of entities by script, the same object
+            while no link changes) the instances were last synced to (None: sync again).
         unsynced: the last sync failed: instances.lua holds the old list or the new one, so
             the next tick syncs whatever the links are.
         host_errors: failures of host functions during the current tick.

@@ -147,11 +147,14 @@ class ScriptSystem(esper.Processor):
             if now >= self._next_reload_check:
                 self._next_reload_check = now + self.hot_reload_interval_s
                 reload_changed(self.manager, resources, self.tick)  # failures: on the console
-        # esper returns the same cached list until the world's structure changes: then links are
-        # as last tick and no script has instances to start or end
+        # esper returns the same cached list until the world's structure changes; a new list
+        # equal to the last (a change elsewhere: churn of other entities) changes no link. The
+        # `links` dict stays the same object while the links do: runs synced to it have no
+        # instances to start or end
         source = esper.get_component(Script)
         if source is not self._links_source:
-            self._links, self._script_of, self._params_of = group_links(source)
+            if source != self._links_source:
+                self._links, self._script_of, self._params_of = group_links(source)
             self._links_source = source
         links = self._links
         deliveries = deliver(resources.queue.take(), links, self._script_of, self.manager,
@@ -160,7 +163,7 @@ class ScriptSystem(esper.Processor):
         runs = self._runs   # skip the idle: nothing new for them, nothing to run
         records = [record for record in records
                    if (active := runs.get(record.name)) is None or not active.entries.idle.value
-                   or active.synced is not source or active.version != record.version
+                   or active.synced is not links or active.version != record.version
                    or active.record is not record or record.name in deliveries
                    or active.host_errors]
 
@@ -168,7 +171,7 @@ class ScriptSystem(esper.Processor):
             if self.manager.running(record.name) is not record:
                 return  # unloaded by host code earlier in this tick
             self._run_script(record, links.get(record.name, ()), deliveries.get(record.name),
-                             float(dt), source)
+                             float(dt), links)
 
         self.ticking = True
         try:
@@ -183,7 +186,7 @@ class ScriptSystem(esper.Processor):
 
     def _run_script(self, record: ManagedScript, entities: Iterable[int],
                     deliveries: tuple[list[object], list[int]] | None, dt: float,
-                    source: object) -> None:
+                    links: object) -> None:
         if not record.enabled:
             return
         name = record.name
@@ -199,7 +202,7 @@ class ScriptSystem(esper.Processor):
         run.bindings.spawned_this_tick = 0
         errors: list[ScriptError] = []
         order = run.order
-        if run.synced is source or self._sync(run, entities, source, errors):
+        if run.synced is links or self._sync(run, entities, links, errors):
             if (deliveries is None and run.order is order and run.version == record.version
                     and not run.host_errors and run.entries.idle.value):
                 return   # the entities changed, but not this script's
@@ -217,7 +220,7 @@ class ScriptSystem(esper.Processor):
         self._report(record, errors)
         self.manager.record_tick(record, errors, len(run.instances))
 
-    def _sync(self, run: ScriptRun, entities: Iterable[int], source: object,
+    def _sync(self, run: ScriptRun, entities: Iterable[int], links: object,
               errors: list[ScriptError]) -> bool:
         """Hand instances.lua the script's sorted instance list if it changed, in a watched call
         of its own with the memory limit lifted. All or nothing: after a failure instances.lua
@@ -233,7 +236,7 @@ class ScriptSystem(esper.Processor):
                 return False
             run.unsynced = False
             run.instances, run.order = wanted, order
-        run.synced = source
+        run.synced = links
         return True
 
     def _call(self, run: ScriptRun, entry: Any, errors: list[ScriptError],

@@ -88,3 +88,17 @@ def test_tasks_and_loaded_data_keep_an_idle_script_running(
     _ticks(1)
     assert context.execute("return restored") is True
     assert manager.status("timer").error_count == 0
+
+
+def test_churn_of_other_entities_neither_wakes_nor_resyncs_a_script(
+        spawn_scripted: Loader, manager: ScriptManager) -> None:
+    spawn_scripted("listener", LISTENER)
+    _ticks(3)
+    calls = _calls(manager, "listener")
+    for _ in range(5):   # esper rebuilds its Script list each time: the links stay the same
+        esper.delete_entity(esper.create_entity(), immediate=True)
+        esper.process(0.1)
+    assert _calls(manager, "listener") == calls
+    spawn_scripted("listener", "")      # a new link does wake it
+    _ticks(1)
+    assert _calls(manager, "listener") == calls + 1
