@@ -18,7 +18,7 @@ from typing import TypeVar
 import esper
 import lupa.lua54 as lua54
 
-from engine_scripting.bench import fixed_cost
+from engine_scripting.bench import churn, fixed_cost
 from engine_scripting.bench.queries import QueryFigures, describe
 from engine_scripting.bench.queries import measure as measure_queries
 from engine_scripting.bench.queries import targets as query_targets
@@ -74,6 +74,7 @@ class Report:
     profiling_ratio: float = 0.0
     queries: QueryFigures | None = None   # world.query and world.nearest (queries.py)
     fixed_cost: fixed_cost.FixedCostFigures | None = None   # many one-entity scripts
+    churn: churn.ChurnFigures | None = None   # movers with one create+delete per tick
 
     def as_dict(self) -> dict[str, object]:
         """Plain data, for JSON."""
@@ -274,6 +275,8 @@ def evaluate(report: Report) -> None:
         report.targets.extend(Target(*row) for row in query_targets(report.queries))
     if report.fixed_cost is not None:
         report.targets.extend(Target(*row) for row in fixed_cost.targets(report.fixed_cost))
+    if report.churn is not None:
+        report.targets.extend(Target(*row) for row in churn.targets(report.churn))
 
 
 def run(quick: bool, progress: Callable[[str], None]) -> Report:
@@ -289,6 +292,7 @@ def run(quick: bool, progress: Callable[[str], None]) -> Report:
     measure_loading(200 if quick else 1000, report)
     report.queries = measure_queries(2000 if quick else 10000, 9 if quick else 31, progress)
     report.fixed_cost = fixed_cost.measure(9 if quick else 31, progress)
+    report.churn = churn.measure(9 if quick else 31, progress)
     evaluate(report)
     return report
 
@@ -317,6 +321,8 @@ def format_report(report: Report) -> str:
         lines.extend(describe(report.queries))
     if report.fixed_cost is not None:
         lines.extend(fixed_cost.describe(report.fixed_cost))
+    if report.churn is not None:
+        lines.extend(churn.describe(report.churn))
     lines.append("")
     lines.append(f"{'figure':<18}{'measured':>10}{'target':>9}  {'':<4}detail")
     for t in report.targets:
