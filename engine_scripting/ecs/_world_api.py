@@ -104,9 +104,9 @@ def install_world_api(
     batch: Any = context.install(source[1], "batch", caps)
     roster: Any = context.install(source[2], "instances")
     saves: Any = context.install(source[5], "saves", context.lua_value(dict(SAVE_CAPS)), roster,
-                                 context.gated(on_dropped or (lambda *_: None)))
+                                 context.gated(on_dropped or (lambda *_: None)), checks)
     query: Any = context.install(source[4], "query", grants, caps, batch)
-    tasks: Any = context.install(source[6], "tasks", caps, roster)
+    tasks: Any = context.install(source[6], "tasks", caps, roster, checks)
     control: Any = context.install(source[3], "world", grants, caps, roster, checks, batch,
                                    query, saves, tasks)
     return WorldTrampolines(

@@ -33,6 +33,20 @@ local order, slot_of = {}, {}
 local cache = {}
 local FETCH_CHUNK = 4096          -- instances per h_fetch call or pending_writes chunk
 
+-- Copy the per-field part of a fetched chunk into `columns` from slot `first` on: per field 0
+-- (the column already holds these values) or a count and the values. `offset`: where it
+-- starts in `chunk`.
+local function fill_columns(chunk, offset, first, columns)
+  for f = 1, #columns do
+    local sent = chunk[offset + 1]
+    offset = offset + 1
+    if sent > 0 then
+      t_move(chunk, offset + 1, offset + sent, first, columns[f])
+      offset = offset + sent
+    end
+  end
+end
+
 -- Copy one chunk from h_fetch into the entry: whether every instance of the chunk has the
 -- component, `count` presence flags unless so, then per field 0 (the column already holds
 -- these values) or `count` and the values (column-major: cheap to build in Python).
@@ -47,15 +61,7 @@ local function take(entry, first, count, status, complete, ...)
     end
     offset = count
   end
-  local columns = entry.columns
-  for f = 1, #columns do
-    local sent = chunk[offset + 1]
-    offset = offset + 1
-    if sent > 0 then
-      t_move(chunk, offset + 1, offset + sent, first, columns[f])
-      offset = offset + sent
-    end
-  end
+  fill_columns(chunk, offset, first, entry.columns)
   return true
 end
 
@@ -339,4 +345,4 @@ end
 return {attach = attach, adopt = adopt, reset_cache = reset_cache, load_entry = load_entry,
         pack_rows = pack_rows,
         cached = cached, pending_writes = pending_writes, make_binder = make_binder,
-        components_of = components_of}
+        components_of = components_of, fill_columns = fill_columns}

@@ -4,7 +4,8 @@
 -- and world.lua; world.lua binds what it uses into locals once, at install time.
 -- Uses: the sandbox kit (original functions) and the caps (_world_api.py's WORLD_CAPS).
 -- Provides: `unknown_entity`, `field_value`, `field_values`, `copy_payload`, `spawn_scripts`,
--- `unknown_component` (the error that lists the known components).
+-- `unknown_component` (the error that lists the known components), `grant_sets`, `fresh`,
+-- `error_handler` and `error_record` (error records of script code run under xpcall).
 --
 -- The checks that need the calling context (the entity whose callback runs, the attached host,
 -- the known components: `deny`, `need_world`, `check_entity`, `check_component`) live in
@@ -153,6 +154,32 @@ local function grant_sets(grants)
   return can_read, can_write, field_grant, can_emit, can_template
 end
 
+-- A message handler for script code run under xpcall: the error record world.lua's `record`
+-- takes ({kind, message}), with the traceback at the error. `levels`: how far the script's own
+-- first frame is below the handler's caller (running_deep's argument): the handler and
+-- running_deep above the script, and the calls below it down to the host's entry.
+local killed, running_deep, traceback, pcall = kit.killed, kit.running_deep, kit.traceback,
+  kit.pcall
+local function error_handler(levels)
+  return function(e)
+    if killed() then return e end
+    local kind = running_deep(levels) and "recursion" or "runtime"
+    if type(e) ~= "string" then
+      local ok, text = pcall(tostring, e)
+      e = (ok and type(text) == "string") and text
+        or ("(error object is a " .. type(e) .. " value)")
+    end
+    return {kind = kind, message = traceback(e, 2)}
+  end
+end
+
+-- What a failed xpcall gave as an error record: Lua calls no message handler for memory
+-- errors, which arrive as the bare message.
+local function error_record(err)
+  if type(err) == "table" then return err end
+  return {kind = err == "not enough memory" and "memory" or "runtime", message = tostring(err)}
+end
+
 -- A receiver's own copy of a payload (already plain and capped when it was emitted).
 local function fresh(value)
   if type(value) ~= "table" then return value end
@@ -186,4 +213,5 @@ end
 
 return {unknown_entity = unknown_entity, field_value = field_value, call_text = call_text,
         field_values = field_values, copy_payload = copy_payload, spawn_scripts = spawn_scripts,
-        grant_sets = grant_sets, fresh = fresh, unknown_component = unknown_component}
+        grant_sets = grant_sets, fresh = fresh, unknown_component = unknown_component,
+        error_handler = error_handler, error_record = error_record}

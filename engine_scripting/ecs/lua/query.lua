@@ -259,17 +259,8 @@ local function take(list, kind, ...)
     t_move({select(3, ...)}, 1, count, first, list)
     return true
   elseif kind == VALUES then
-    local index, first, count = ...
-    local chunk, offset = {select(4, ...)}, 0
-    local columns = by_index[index].qcols
-    for f = 1, #columns do
-      local sent = chunk[offset + 1]
-      offset = offset + 1
-      if sent > 0 then
-        t_move(chunk, offset + 1, offset + sent, first, columns[f])
-        offset = offset + sent
-      end
-    end
+    local index, first = ...
+    batch.fill_columns({select(4, ...)}, 0, first, by_index[index].qcols)
     return true
   end
   if kind ~= 0 then host_failed("query", 4) end

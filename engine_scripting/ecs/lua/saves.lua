@@ -12,7 +12,7 @@
 -- JSON text as soon as its on_save returns (raw reads only: tables with metatables are refused,
 -- so no metamethod runs and no weak table is involved), so no later on_save can change what was
 -- checked, and the host only parses text: no Lua value crosses one by one.
-local kit, caps, roster, report_dropped = ...
+local kit, caps, roster, report_dropped, checks = ...
 
 local type, error, next, rawget, rawset, rawequal, xpcall, pcall, tostring, getmetatable =
   kit.type, kit.error, kit.next, kit.rawget, kit.rawset, kit.rawequal, kit.xpcall, kit.pcall,
@@ -20,8 +20,7 @@ local type, error, next, rawget, rawset, rawequal, xpcall, pcall, tostring, getm
 local s_format, s_len, s_sub, s_find, m_type, utf8_len, huge, t_unpack, t_concat =
   kit.s_format, kit.s_len, kit.s_sub, kit.s_find, kit.m_type, kit.utf8_len, kit.huge,
   kit.t_unpack, kit.t_concat
-local current_env, running_deep, traceback, killed, freeze =
-  kit.current_env, kit.running_deep, kit.traceback, kit.killed, kit.freeze
+local current_env, freeze = kit.current_env, kit.freeze
 
 local MAX_DEPTH = caps.max_depth    -- nested tables in one instance's data
 local MAX_ITEMS = caps.max_items    -- table entries in one instance's data, all levels together
@@ -224,15 +223,7 @@ local function fields(self)
 end
 
 -- Levels below on_save: xpcall, save, and the host's xpcall (see world.lua's handler).
-local function handler(e)
-  if killed() then return e end
-  local kind = running_deep(6) and "recursion" or "runtime"
-  if type(e) ~= "string" then
-    local ok, text = pcall(tostring, e)
-    e = (ok and type(text) == "string") and text or ("(error object is a " .. type(e) .. " value)")
-  end
-  return {kind = kind, message = traceback(e, 2)}
-end
+local handler = checks.error_handler(6)
 
 -- The save under way: the instances to save ({entity, self} pairs, ascending), then the loaded
 -- data not delivered yet; `next` is the first left.
@@ -290,10 +281,7 @@ local function save(first)
         root = "on_save(self)"
         local ok, result = xpcall(on_save, handler, value)
         if not ok then
-          if type(result) ~= "table" then   -- Lua calls no handler for memory errors
-            result = {kind = result == "not enough memory" and "memory" or "runtime",
-                      message = tostring(result)}
-          end
+          result = checks.error_record(result)
           return failed(entity, result.kind, result.message)
         end
         -- `return self` saves what the default would (its entity and params left out)

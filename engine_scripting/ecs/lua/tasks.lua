@@ -24,13 +24,12 @@
 -- Bookkeeping stopped half-way by a limit (the hook raises on any instruction) leaves `dirty`,
 -- `in_phase` or `stepping` set: the next phase (or the next spawn, cancel, end or reload)
 -- rebuilds the queues from `owned`, and a task that was running when the call stopped ends.
-local kit, caps, roster = ...
+local kit, caps, roster, checks = ...
 
-local type, error, next, select, setmetatable, xpcall, tostring, pcall =
-  kit.type, kit.error, kit.next, kit.select, kit.setmetatable, kit.xpcall, kit.tostring, kit.pcall
+local type, error, next, select, setmetatable, xpcall, tostring =
+  kit.type, kit.error, kit.next, kit.select, kit.setmetatable, kit.xpcall, kit.tostring
 local s_format, s_find, t_unpack, huge = kit.s_format, kit.s_find, kit.t_unpack, kit.huge
-local killed, running_deep, traceback, current_env =
-  kit.killed, kit.running_deep, kit.traceback, kit.current_env
+local traceback, current_env = kit.traceback, kit.current_env
 local co_create, co_resume, co_yield, co_running, co_status, co_isyieldable =
   kit.coroutine.create, kit.coroutine.resume, kit.coroutine.yield, kit.coroutine.running,
   kit.coroutine.status, kit.coroutine.isyieldable
@@ -207,15 +206,7 @@ end
 ------------------------------------------------------------------------------------------------
 -- Inside the task's thread: the error record world.lua's `record` takes ({kind, message}), with
 -- the traceback at the error. Levels above the script: running_deep, handler; below it: xpcall.
-local function handler(e)
-  if killed() then return e end
-  local kind = running_deep(4) and "recursion" or "runtime"
-  if type(e) ~= "string" then
-    local ok, text = pcall(tostring, e)
-    e = (ok and type(text) == "string") and text or ("(error object is a " .. type(e) .. " value)")
-  end
-  return {kind = kind, message = traceback(e, 2)}
-end
+local handler = checks.error_handler(4)
 
 local function body(fn, ...)
   return xpcall(fn, handler, ...)

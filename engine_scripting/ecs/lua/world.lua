@@ -21,13 +21,11 @@ local type, error, xpcall, next, rawget, tostring, select =
   kit.type, kit.error, kit.xpcall, kit.next, kit.rawget, kit.tostring, kit.select
 local s_format, s_len, s_sub, t_concat, t_unpack, m_type, tointeger =
   kit.s_format, kit.s_len, kit.s_sub, kit.t_concat, kit.t_unpack, kit.m_type, kit.tointeger
-local violation, current_env, killed, running_deep, traceback, pcall, export =
-  kit.violation, kit.current_env, kit.killed, kit.running_deep, kit.traceback, kit.pcall,
-  kit.export
+local violation, current_env, export = kit.violation, kit.current_env, kit.export
 local unknown_entity, field_values, copy_payload, spawn_scripts, fresh, unknown_component =
   checks.unknown_entity, checks.field_values, checks.copy_payload, checks.spawn_scripts,
   checks.fresh, checks.unknown_component
-local call_text = checks.call_text
+local call_text, error_record = checks.call_text, checks.error_record
 local load_entry, cached, reset_cache, pending_writes, components_of, batch_attach, batch_adopt =
   batch.load_entry, batch.cached, batch.reset_cache, batch.pending_writes, batch.components_of,
   batch.attach, batch.adopt
@@ -385,24 +383,11 @@ kit.add_global("print", world_print)
 ------------------------------------------------------------------------------------------------
 -- Instances and callbacks
 ------------------------------------------------------------------------------------------------
-local function handler(e)
-  if killed() then return e end
-  -- memory errors never reach a message handler (see `record`); levels above the script:
-  -- running_deep, handler; below it: xpcall, run, tick, xpcall
-  local kind = running_deep(7) and "recursion" or "runtime"
-  if type(e) ~= "string" then
-    local ok, text = pcall(tostring, e)
-    e = (ok and type(text) == "string") and text or ("(error object is a " .. type(e) .. " value)")
-  end
-  return {kind = kind, message = traceback(e, 2)}
-end
+-- levels above the script: running_deep, handler; below it: xpcall, run, tick, xpcall
+local handler = checks.error_handler(7)
 
 local function record(err, entity, callback)
-  if type(err) ~= "table" then
-    -- Lua calls no message handler for memory errors
-    local kind = err == "not enough memory" and "memory" or "runtime"
-    err = {kind = kind, message = tostring(err)}
-  end
+  err = error_record(err)
   err.entity, err.callback = entity, callback
   errors = errors or {}
   errors[#errors + 1] = err
