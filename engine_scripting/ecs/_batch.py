@@ -55,6 +55,47 @@ def remember(held: list[Any], first: int, count: int, places: Sequence[int],
             held[place] = value
 
 
+def write_columns(schema: ComponentSchema, fields: int, count: int, first: int,
+                  flat: tuple[object, ...], rows: list[Any], mirror: list[list[Any]] | None,
+                  report_set: Callable[[int, Exception], int]) -> int:
+    """Apply a write-back chunk (batch.lua's or query.lua's ``pending_writes``) to the component
+    objects ``rows`` it numbers: ``count`` rows, ``first .. first + count - 1`` when ``first``
+    is positive, else the ``count`` row numbers that open ``flat``; then one column of ``count``
+    values per field. A column whose bulk write raises is written value by value, each failure
+    reported with ``report_set(row, error)`` (its status is returned); the written values are
+    recorded in ``mirror``. Raises ValueError for a malformed chunk."""
+    names, kinds = schema.fields, schema.kinds
+    slots = 0 if first > 0 else count
+    if fields != len(names) or len(flat) != slots + count * fields:
+        raise ValueError("malformed write-back from Lua")
+    places: Sequence[Any] = (range(first - 1, first - 1 + count) if first > 0
+                             else [slot - 1 for slot in flat[:count]])  # type: ignore
+    components = (rows[first - 1:first - 1 + count] if first > 0
+                  else [rows[place] for place in places])
+    if len(components) != count:
+        raise ValueError("write-back beyond the rows fetched")
+    status = DONE
+    for position, (name, kind) in enumerate(zip(names, kinds, strict=True)):
+        column = flat[slots + position * count:slots + (position + 1) * count]
+        _check_column(kind, column)
+        values = [_decoded(value) for value in column] if kind == "str" else column
+        try:
+            schema.column_writers[position](components, values)
+        except Exception:  # one entity's failure must not drop the others' writes
+            for place, component, value in zip(places, components, values, strict=True):
+                if component is None:
+                    continue  # not present at fetch time: nothing to write to
+                try:
+                    setattr(component, name, value)
+                except Exception as error:
+                    status = report_set(place, error)
+        # where a write failed, the component keeps another object than `values` holds: the
+        # next fetch sees the difference and sends the column again
+        if mirror is not None:
+            remember(mirror[position], first, count, places, values)
+    return status
+
+
 class BatchColumns:
     """Columns of component values for batch.lua's batch cache, and the way back.
 
@@ -176,47 +217,13 @@ class BatchColumns:
         if index < 0 and self.store is not None:
             return int(self.store.write_back(-index, fields, count, first, flat))
         try:
-            schema = self._schemas[index - 1]
-            names, kinds = schema.fields, schema.kinds
-            fetched = self._kept[index][2]  # what this batch's fetches used, by slot
-            slots = 0 if first > 0 else count
-            if fields != len(names) or len(flat) != slots + count * fields:
-                raise ValueError("malformed write-back from world.lua")
-            places: Sequence[Any] = (range(first - 1, first - 1 + count) if first > 0
-                                     else [slot - 1 for slot in flat[:count]])  # type: ignore
-            components = (fetched[first - 1:first - 1 + count] if first > 0
-                          else [fetched[place] for place in places])
-            if len(components) != count:
-                raise ValueError("write-back beyond the batch")
-            status = DONE
-            mirror = self._mirrors.get(index)
-            for position, (name, kind) in enumerate(zip(names, kinds, strict=True)):
-                column = flat[slots + position * count:slots + (position + 1) * count]
-                _check_column(kind, column)
-                values = [_decoded(value) for value in column] if kind == "str" else column
-                try:
-                    schema.column_writers[position](components, values)
-                except Exception:  # one entity's failure must not drop the others' writes
-                    status = self._write_one_by_one(name, places, components, values)
-                # where a write failed, the component keeps another object than `values`
-                # holds: the next fetch sees the difference and sends the column again
-                if mirror is not None:
-                    remember(mirror[position], first, count, places, values)
-            return status
+            entities = self.batch_entities
+            return write_columns(
+                self._schemas[index - 1], fields, count, first, flat,
+                self._kept[index][2],  # what this batch's fetches used, by slot
+                self._mirrors.get(index),
+                lambda place, error: self._report("set", entities[place], error))
         except Exception as error:
             self._mirrors.pop(index, None)
             return self._report("flush", None, error)
 
-    def _write_one_by_one(self, name: str, places: Sequence[int], components: list[Any],
-                          values: Sequence[object]) -> int:
-        """The slow path of a column write that raised: every write on its own (the ones
-        before the failure are repeated), each failure recorded for its entity."""
-        status = DONE
-        for place, component, value in zip(places, components, values, strict=True):
-            if component is None:
-                continue  # not present at fetch time: nothing to write to
-            try:
-                setattr(component, name, value)
-            except Exception as error:
-                status = self._report("set", self.batch_entities[place], error)
-        return status

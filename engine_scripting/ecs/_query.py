@@ -43,7 +43,7 @@ from typing import Any
 
 import esper
 
-from engine_scripting.ecs._batch import DONE, BatchColumns, _check_column, _decoded, remember
+from engine_scripting.ecs._batch import DONE, BatchColumns, write_columns
 from engine_scripting.ecs._components import Console, EventQueue
 from engine_scripting.ecs._schema import ComponentSchema, lua_column
 
@@ -219,37 +219,11 @@ class QueryHost:
         ``first .. first + count - 1`` when ``first`` is positive, else the ``count`` row
         numbers that open ``flat``; then one column of ``count`` values per field."""
         try:
-            schema = self._schemas[index - 1]
             store = self._stores[index]
-            names, kinds = schema.fields, schema.kinds
-            slots = 0 if first > 0 else count
-            if fields != len(names) or len(flat) != slots + count * fields:
-                raise ValueError("malformed write-back from query.lua")
-            places: Sequence[Any] = (range(first - 1, first - 1 + count) if first > 0
-                                     else [row - 1 for row in flat[:count]])  # type: ignore
-            components = (store.components[first - 1:first - 1 + count] if first > 0
-                          else [store.components[place] for place in places])
-            if len(components) != count:
-                raise ValueError("write-back beyond the store")
-            status = DONE
-            mirror = store.mirror
-            for position, (name, kind) in enumerate(zip(names, kinds, strict=True)):
-                column = flat[slots + position * count:slots + (position + 1) * count]
-                _check_column(kind, column)
-                values = [_decoded(value) for value in column] if kind == "str" else column
-                try:
-                    schema.column_writers[position](components, values)
-                except Exception:  # one entity's failure must not drop the others' writes
-                    for place, component, value in zip(places, components, values,
-                                                       strict=True):
-                        try:
-                            setattr(component, name, value)
-                        except Exception as error:
-                            status = self._report("set", store.entities[place], error)
-                # where a write failed the component keeps another object: it is sent again
-                if mirror is not None:
-                    remember(mirror[position], first, count, places, values)
-            return status
+            return write_columns(
+                self._schemas[index - 1], fields, count, first, flat, store.components,
+                store.mirror, lambda place, error: self._report("set", store.entities[place],
+                                                               error))
         except Exception as error:
             self.forget_mirrors()
             return self._report("flush", None, error)
