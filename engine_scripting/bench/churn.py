@@ -5,14 +5,13 @@ rebuilds its cached component lists after each such change.
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import esper
 
 from engine_scripting.bench.scenes import LIMITS, build_scene, drop_scene
+from engine_scripting.bench.timing import interleaved
 from engine_scripting.demo.scenes import Position
 from engine_scripting.engine import ScriptEngine
 
@@ -49,22 +48,14 @@ def measure(rounds: int, progress: Callable[[str], None],
     progress(f"churn: movers at {count} entities, one unrelated create+delete per tick")
     engine = ScriptEngine(LIMITS)
     worlds = {churn: build_churn(count, engine, churn) for churn in (False, True)}
-    samples: dict[bool, list[float]] = {False: [], True: []}
     try:
-        for index in range(rounds):
-            for churn in ((False, True) if index % 2 else (True, False)):
-                esper.switch_world(worlds[churn])
-                esper.process(0.016)
-                started = time.perf_counter()
-                for _ in range(5):
-                    esper.process(0.016)
-                samples[churn].append((time.perf_counter() - started) / 5)
+        frame_us = interleaved(worlds, dict.fromkeys(worlds, 1), rounds, frames=5)
     finally:
         for name in worlds.values():
             drop_scene(name)
         engine.close()
-    return ChurnFigures(entities=count, steady_ms=statistics.median(samples[False]) * 1e3,
-                        churn_ms=statistics.median(samples[True]) * 1e3)
+    return ChurnFigures(entities=count, steady_ms=frame_us[False] / 1e3,
+                        churn_ms=frame_us[True] / 1e3)
 
 
 def targets(figures: ChurnFigures) -> list[tuple[str, float, float, str]]:

@@ -23,6 +23,7 @@ import esper
 import lupa.lua54 as lua54
 
 from engine_scripting.bench.scenes import LIMITS
+from engine_scripting.bench.timing import interleaved
 from engine_scripting.ecs import Script, ScriptSystem, WorldApi
 from engine_scripting.engine import ScriptEngine
 from engine_scripting.manager import ScriptManager
@@ -62,20 +63,6 @@ def build_world(scripts: int, shape: str, engine: ScriptEngine) -> str:
     return name
 
 
-def _tick_us(worlds: list[str], scripts: int, rounds: int, ticks: int) -> list[float]:
-    """The median tick of each world, per script, interleaved round by round."""
-    samples: list[list[float]] = [[] for _ in worlds]
-    for index in range(rounds):
-        for offset in range(len(worlds)):
-            which = (index + offset) % len(worlds)
-            esper.switch_world(worlds[which])
-            started = time.perf_counter()
-            for _ in range(ticks):
-                esper.process(0.016)
-            samples[which].append((time.perf_counter() - started) / ticks)
-    return [statistics.median(values) / scripts * 1e6 for values in samples]
-
-
 def _bare_call_us(rounds: int) -> float:
     runtime = lua54.LuaRuntime()
     update = runtime.eval("function(self, dt) end")
@@ -97,11 +84,15 @@ def measure(rounds: int, progress: Callable[[str], None], scripts: int = SCRIPTS
     try:
         progress(f"fixed cost: {scripts} one-entity scripts, one world and {worlds} worlds")
         names = [build_world(scripts, "empty", engine), build_world(scripts, "idle", engine)]
-        empty_us, idle_us = _tick_us(names, scripts, rounds, ticks=5)
+        shapes = interleaved(dict(enumerate(names)), dict.fromkeys(range(2), scripts), rounds,
+                             frames=5)
+        empty_us, idle_us = shapes[0], shapes[1]
         crowd = [build_world(scripts, "empty", engine) for _ in range(worlds - 1)]
         names += crowd
         # one tick of each world in turn: every world's Lua states are cold for its tick
-        crowd_us = statistics.median(_tick_us([names[0], *crowd], scripts, rounds, ticks=1))
+        cold = dict(enumerate([names[0], *crowd]))
+        crowd_us = statistics.median(interleaved(cold, dict.fromkeys(cold, scripts), rounds,
+                                                 frames=1, warm_up=False).values())
         return FixedCostFigures(scripts=scripts, worlds=worlds, empty_us=empty_us,
                                 idle_us=idle_us, crowd_us=crowd_us,
                                 bare_call_us=_bare_call_us(rounds))

@@ -18,13 +18,13 @@ from __future__ import annotations
 import itertools
 import statistics
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import esper
 
 from engine_scripting.bench.scenes import LIMITS, PlainMovers
+from engine_scripting.bench.timing import interleaved
 from engine_scripting.demo.scenes import Position, Velocity
 from engine_scripting.ecs import Script, ScriptSystem, WorldApi
 from engine_scripting.ecs._schema import build_schemas
@@ -66,7 +66,6 @@ NEAREST = f"""
     end"""
 
 _worlds = itertools.count()
-K = TypeVar("K", bound=Hashable)
 
 
 def _points() -> list[tuple[float, float]]:
@@ -175,21 +174,6 @@ class QueryFigures:
     refresh_us: float          # re-indexing, per entity, after every position moved
 
 
-def _interleaved(worlds: dict[K, str], per: dict[K, int], rounds: int) -> dict[K, float]:
-    samples: dict[K, list[float]] = {key: [] for key in worlds}
-    for index in range(rounds):
-        keys = list(worlds)
-        for offset in range(len(keys)):
-            key = keys[(index + offset) % len(keys)]
-            esper.switch_world(worlds[key])
-            esper.process(0.016)
-            started = time.perf_counter()
-            for _ in range(3):
-                esper.process(0.016)
-            samples[key].append((time.perf_counter() - started) / 3)
-    return {key: statistics.median(values) / per[key] * 1e6 for key, values in samples.items()}
-
-
 def _refresh_us(count: int, rounds: int) -> float:
     """Re-indexing after every position moved, per entity."""
     esper.switch_world(f"bench-refresh-{count}-{next(_worlds)}")
@@ -224,13 +208,13 @@ def measure(count: int, rounds: int, progress: Callable[[str], None]) -> QueryFi
                                                       else None)
                   for copy in range(2)
                   for variant in (("scripted", "plain") if copy == 0 else ("plain", "scripted"))}
-        per_copy = _interleaved(worlds, dict.fromkeys(worlds, count), rounds)
+        per_copy = interleaved(worlds, dict.fromkeys(worlds, count), rounds)
         movers = {variant: statistics.fmean(per_copy[variant, copy] for copy in range(2))
                   for variant in ("scripted", "plain")}
         progress(f"world.nearest over {count} entities")
         lookups = {variant: build_nearest(count, engine, variant)
                    for variant in ("scripted", "plain", "brute")}
-        nearest = _interleaved(lookups, {"scripted": LOOKUPS, "plain": LOOKUPS,
+        nearest = interleaved(lookups, {"scripted": LOOKUPS, "plain": LOOKUPS,
                                          "brute": LOOKUPS // 100}, max(3, rounds // 3))
         for name in (*worlds.values(), *lookups.values()):
             esper.switch_world("default")
