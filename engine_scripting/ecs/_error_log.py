@@ -29,17 +29,17 @@ class _Budget:
 
 @dataclass(slots=True)
 class ErrorLog:
-    """Logs each script's errors (``script.error``), at most ``per_tick`` per tick and on
-    average ``per_second`` per second (bursts of up to ``burst``); the rest are counted in one
-    ``script.errors_not_logged`` event."""
+    """Logs each script's errors (``script.error``), at most ``per_tick`` (``report``'s) per tick
+    and on average ``per_second`` per second (bursts of up to ``burst``); the rest are counted
+    in one ``script.errors_not_logged`` event."""
 
-    per_tick: int = 5
     per_second: float = 10.0
     burst: float = 40.0
     _budgets: dict[str, _Budget] = field(default_factory=dict)
 
-    def report(self, script: str, errors: list[ScriptError], tick: int) -> None:
-        """Log ``errors`` of one tick of ``script`` within its budget."""
+    def report(self, script: str, errors: list[ScriptError], tick: int,
+               per_tick: int = 5) -> None:
+        """Log ``errors`` of one tick of ``script`` within its budget, ``per_tick`` at most."""
         now = time.monotonic()
         budget = self._budgets.get(script)
         if budget is None:
@@ -53,7 +53,7 @@ class ErrorLog:
                        tick=tick)
             budget.left_out = 0
         for index, error in enumerate(errors):
-            if index >= self.per_tick or budget.tokens < 1:
+            if index >= per_tick or budget.tokens < 1:
                 budget.left_out += len(errors) - index
                 return
             budget.tokens -= 1

@@ -109,7 +109,7 @@ class ScriptSystem(esper.Processor):
         self.templates = TemplateRegistry()  # spawn templates: see register_template
         self.spatial = spatial_index(self.schemas, spatial, lambda: self.tick)
         self.max_logged_errors = max_logged_errors
-        self._error_log = ErrorLog(per_tick=max_logged_errors)
+        self._error_log = ErrorLog()
         self.hot_reload_interval_s = hot_reload_interval_s
         self.profiling = profiling
         self._next_reload_check = 0.0
@@ -295,8 +295,7 @@ class ScriptSystem(esper.Processor):
 
     def _report(self, record: ManagedScript, errors: list[ScriptError]) -> None:
         if errors:   # logged within a budget over time (_error_log.py)
-            self._error_log.per_tick = self.max_logged_errors
-            self._error_log.report(record.name, errors, self.tick)
+            self._error_log.report(record.name, errors, self.tick, self.max_logged_errors)
         for index, error in enumerate(errors):
             if index < self._resources.console_maxlen:
                 line = f"{type(error).__name__}: {str(error).partition(chr(10))[0]}"

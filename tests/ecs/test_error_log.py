@@ -17,7 +17,7 @@ def _events(caplog: pytest.LogCaptureFixture, name: str) -> int:
 
 def test_a_script_failing_on_and_off_logs_within_its_budget(
         caplog: pytest.LogCaptureFixture) -> None:
-    log = ErrorLog(per_tick=5, per_second=10.0, burst=20.0)
+    log = ErrorLog(per_second=10.0, burst=20.0)
     error = ScriptRuntimeError("x" * 10_000, script="noisy", traceback="\tnoisy:1: in f\n" * 2000)
     with caplog.at_level(logging.ERROR, logger="engine_scripting"):
         for tick in range(300):            # far faster than 10 a second
@@ -32,7 +32,7 @@ def test_what_was_left_out_is_counted_once_the_budget_refills(
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
     monkeypatch.setattr("engine_scripting.ecs._error_log.time.monotonic", lambda: clock[0])
-    log = ErrorLog(per_tick=5, per_second=1.0, burst=2.0)
+    log = ErrorLog(per_second=1.0, burst=2.0)
     error = ScriptRuntimeError("boom", script="noisy")
     with caplog.at_level(logging.ERROR, logger="engine_scripting"):
         log.report("noisy", [error] * 4, 1)    # 2 logged, 2 left out
