@@ -311,11 +311,12 @@ class ScriptContext:
         in one table.
         """
         runner = self._runner
-        if runner is None or runner.current() is not None:
-            return self._run_here(function, args, push_free, convert, limited)
+        worker = runner.current() if runner is not None else None
+        if runner is None or worker is not None:
+            return self._run_here(function, args, push_free, convert, limited, worker)
         return runner.run(  # type: ignore[no-any-return]
-            lambda: self._run_here(function, args, push_free, convert, limited), self._abandoned
-        )
+            lambda: self._run_here(function, args, push_free, convert, limited,
+                                   runner.current()), self._abandoned)
 
     def _abandoned(self, worker: Worker) -> tuple[object, ...]:
         """On the calling thread, once ``worker`` was given up on: every context with a call
@@ -323,14 +324,15 @@ class ScriptContext:
         raise abandon_open_calls(worker, self)
 
     def _run_here(self, function: Any, args: tuple[object, ...], push_free: bool,
-                  convert: bool = False, limited: bool = True) -> tuple[object, ...]:
+                  convert: bool, limited: bool, worker: Worker | None) -> tuple[object, ...]:
         if self._busy:
             raise ScriptError("the context is already running a call", script=self.name)
         control = self._open()
         self._busy = True
         hooks = self._hooks
-        hooks.violations.clear()
-        hooks.more_violations = 0
+        if hooks.violations or hooks.more_violations:
+            hooks.violations.clear()
+            hooks.more_violations = 0
         watch = self._watch
         # what went wrong, kept without the exception: its traceback would hold this frame,
         # and with it the arguments' Lua tables, until Python's cycle collector ran
@@ -354,7 +356,6 @@ class ScriptContext:
                 packed = runtime.table_from(list(args))
                 function, args = control.apply, (function, packed, len(args))
             watchdog = self._watchdog
-            worker = self._runner.current() if self._runner is not None else None
             if worker is not None:
                 worker.open_calls.append(self)
             if watch is not None and watchdog is not None:
@@ -391,8 +392,9 @@ class ScriptContext:
         pending = boundary.take_failure(self.name, self._outcomes.memory_error)
         if pending is not None:
             raise pending
-        ended = self._outcomes.call_error(
-            hooks.violations[0] if hooks.violations else None, reason, out_of_memory, failure)
-        if ended is not None:
-            raise ended
+        if hooks.violations or failure is not None or reason or out_of_memory:
+            ended = self._outcomes.call_error(hooks.violations[0] if hooks.violations else None,
+                                              reason, out_of_memory, failure)
+            if ended is not None:
+                raise ended
         return result if isinstance(result, tuple) else (result,)

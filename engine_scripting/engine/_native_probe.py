@@ -294,14 +294,14 @@ def _check_collector(runtime: Any, main: int) -> None:
     collector = layout.Collector(global_state)
     stop = collector._stop
     runtime.execute('collectgarbage("stop")')
-    stopped = stop.value
+    stopped = stop[0]
     collector.pause()
     paused_running = runtime.eval('collectgarbage("isrunning")')
     collector.resume()
     runtime.execute('collectgarbage("restart")')
     counted = runtime.eval('collectgarbage("count")') * 1024
     total = collector._total.value + collector._debt.value
-    if stopped != 1 or stop.value != 0 or paused_running is not False or counted != total:
+    if stopped != 1 or stop[0] != 0 or paused_running is not False or counted != total:
         raise NativeLayoutError("gcstp, GCdebt or totalbytes differ from Lua 5.4's")
     collector.defer(12345)
     deferred = collector._total.value + collector._debt.value

@@ -57,6 +57,7 @@ class Worker:
         self._cpu_clock: int | None = None    # the thread's CPU-time clock, once it runs
         self._thread = _WorkerThread(self, name)
         self._thread.start()
+        self.ident = self._thread.ident   # its thread's identifier (``Runner.current``)
 
     def run(self, job: Callable[[], object]) -> tuple[bool, object]:
         """Run ``job`` on this worker and wait; (False, None) when the worker was abandoned.
@@ -163,7 +164,7 @@ class Runner:
     def current(self) -> Worker | None:
         """The worker the calling thread is, or None when it is not one of this runner's."""
         worker = self._worker
-        if worker is not None and worker_of(threading.current_thread()) is worker:
+        if worker is not None and worker.ident == threading.get_ident():
             return worker
         return None
 

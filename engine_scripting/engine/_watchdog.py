@@ -57,7 +57,7 @@ class CallWatch:
     budget_s: float
     deep_slots: int
     started: float = 0.0        # when the call in progress began (set by the caller's thread)
-    cpu_started: float = 0.0    # the thread's CPU time then
+    cpu_started: float = 0.0    # the worker's CPU time when the watchdog first saw the call
     sampled_from: float = -1.0  # the `started` that sample_at belongs to
     sample_at: float = 0.0
     stopping: bool = False
@@ -90,7 +90,6 @@ class Watchdog:
     def begin(self, watch: CallWatch) -> None:
         """Start watching a call of the context that owns ``watch``."""
         watch.started = time.perf_counter()  # the watchdog derives the deadline from it
-        watch.cpu_started = time.thread_time()
         if watch.stopping or watch.sampled or watch.abandoned:
             watch.stopping = watch.sampled = watch.abandoned = False
             watch.polls_stopping = 0
@@ -175,6 +174,11 @@ class Watchdog:
         if watch.sampled_from != started:
             watch.sampled_from = started
             watch.sample_at = started + FIRST_SAMPLE_AFTER_S
+            # read here, not by the worker at each call's start (a system call per call): it
+            # counts at most the poll's delay less CPU time against the budget
+            worker = watch.worker
+            cpu = worker.cpu_time() if worker is not None else None
+            watch.cpu_started = cpu if cpu is not None else 0.0
         deadline = started + watch.budget_s
         if now < watch.sample_at and now < deadline:
             return

@@ -101,8 +101,9 @@ def test_despawning_20000_instances_runs_every_on_destroy_in_one_tick() -> None:
 
 
 def test_memory_errors_in_a_tick_neither_cross_wire_nor_lose_lifecycle_calls() -> None:
-    # Each trial: 34 instances whose on_update writes its own entity id into its Position; the
-    # memory is filled up to `release` small tables (56 bytes) short of the limit; 17 instances
+    # Each trial: 34 instances whose on_update writes its own entity id into its Position (and
+    # whose lifecycle calls allocate, after counting themselves, so they can fail); the memory is
+    # filled up to `release` small tables (56 bytes) short of the limit; 17 instances
     # end and 17 start in one tick, which runs out of memory somewhere (or not at all, in the
     # last trials). Then the memory is freed, the Positions are reset and two more ticks run:
     # every instance must have written its own Position, and every on_start and on_destroy
@@ -110,8 +111,8 @@ def test_memory_errors_in_a_tick_neither_cross_wire_nor_lose_lifecycle_calls() -
     result = _run_child("""
         SOURCE = '''
         started, destroyed = 0, 0
-        function on_start(self) started = started + 1 end
-        function on_destroy(self) destroyed = destroyed + 1 end
+        function on_start(self) started = started + 1 self.made = {} end
+        function on_destroy(self) destroyed = destroyed + 1 self.made = {} end
         function on_update(self) world.set(self.entity, "Position", {x = self.entity, y = 0}) end
         @FILL24@
         function counts() return started, destroyed end

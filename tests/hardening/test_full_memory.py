@@ -81,7 +81,7 @@ def test_a_script_that_fills_its_memory_does_not_take_the_world_down() -> None:
         # the callbacks are defined before the fill: defining a global after it may need a
         # bigger global table, which a full state cannot allocate (the load would fail)
         manager.load("hog", '''
-            function on_start(self) end
+            function on_start(self) self.seen = {} end
             function on_event(self, name, payload) self.last = payload end
             ''' + @FILL@)
         manager.load("counter", '''

@@ -31,6 +31,7 @@ local h_fetch           -- attached
 local order, slot_of = {}, {}
 
 local cache = {}
+local loaded = false              -- an entry was loaded since the cache was last reset
 local FETCH_CHUNK = 4096          -- instances per h_fetch call or pending_writes chunk
 
 -- Copy the per-field part of a fetched chunk into `columns` from slot `first` on: per field 0
@@ -96,7 +97,7 @@ local function load_entry(component)
     first = first + count
   end
   component.synced = entry ~= false
-  cache[index] = entry
+  cache[index], loaded = entry, true
   component.entry = entry
   if entry then
     local tables = component.tables
@@ -130,7 +131,8 @@ end
 local flushing = nil   -- {index, entry, changed slots or false (all), next position}
 
 local function reset_cache()
-  cache, flushing = {}, nil
+  if not loaded then return end   -- a batch that read no component allocates nothing here
+  cache, flushing, loaded = {}, nil, false
   for _, component in next, components do
     component.entry, component.read, component.write = nil, nil, nil
   end
@@ -198,6 +200,7 @@ end
 -- (see BatchColumns.write_back); `more` says whether another chunk follows. Nothing when there
 -- is nothing (left) to write.
 local function pending_writes()
+  if not loaded then return end
   while true do
     if flushing == nil and not advance() then
       reset_cache()
