@@ -57,6 +57,7 @@ class WorldHost(Protocol):
     """What the world API needs of the processor that runs it (the ScriptSystem)."""
 
     max_spawns_per_tick: int
+    tick: int   # the number of the tick being (or last) processed
     templates: TemplateRegistry
     spatial: SpatialIndex | None   # world.within/nearest (ScriptSystem(spatial=...))
 
@@ -88,7 +89,8 @@ class WorldBindings:
         self._system = system
         self._script = script
         self._schemas = schemas
-        self.spawned_this_tick = 0
+        self.spawned_this_tick = 0   # in tick `_spawn_tick` (counted from 0 again in the next)
+        self._spawn_tick = -1
         # what this script's queued events may carry per tick (its memory limit)
         self.max_event_bytes = 1 << 62
         self.batch = BatchColumns(schemas, self._failed)
@@ -154,6 +156,8 @@ class WorldBindings:
                     return None, f"unknown template {name[:64]!r}".encode("utf-8", "replace")
                 if granted is not True:
                     return None, b"permission"
+            if self._spawn_tick != system.tick:
+                self._spawn_tick, self.spawned_this_tick = system.tick, 0
             if self.spawned_this_tick >= system.max_spawns_per_tick:
                 limit = system.max_spawns_per_tick
                 return None, f"spawn limit of {limit} per tick reached".encode()

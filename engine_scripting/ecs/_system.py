@@ -199,25 +199,28 @@ class ScriptSystem(esper.Processor):
                 self._report(record, [error])
                 self.manager.record_tick(record, [error], 0)
                 return
-        run.bindings.spawned_this_tick = 0
         errors: list[ScriptError] = []
         order = run.order
         if run.synced is links or self._sync(run, entities, links, errors):
             if (deliveries is None and run.order is order and run.version == record.version
                     and not run.host_errors and run.entries.idle.value):
                 return   # the entities changed, but not this script's
-            run.bindings.batch.start_batch(run.order)
             if run.version != record.version:
                 run.version = record.version
                 self._call(run, run.entries.reloaded, errors, self.tick)
-            events, targets = deliveries if deliveries else (None, None)
-            if self._runs.get(name) is run:  # not unloaded by host code in on_reload
-                self._call(run, run.entries.tick, errors, dt, self.tick, events, targets)
-        errors.extend(run.host_errors)
-        run.host_errors.clear()
+            if self._runs.get(name) is not run:
+                pass   # unloaded by host code in on_reload
+            elif deliveries:
+                self._call(run, run.entries.tick, errors, dt, self.tick, *deliveries)
+            else:
+                self._call(run, run.entries.plain_tick, errors, dt, self.tick, None, None)
+        if run.host_errors:
+            errors.extend(run.host_errors)
+            run.host_errors.clear()
         if self.profiling:
             self.manager.record_time(record, time.perf_counter() - started)
-        self._report(record, errors)
+        if errors:
+            self._report(record, errors)
         self.manager.record_tick(record, errors, len(run.instances))
 
     def _sync(self, run: ScriptRun, entities: Iterable[int], links: object,
@@ -236,6 +239,7 @@ class ScriptSystem(esper.Processor):
                 return False
             run.unsynced = False
             run.instances, run.order = wanted, order
+            run.bindings.batch.start_batch(order)   # the batch's instances, until the next sync
         run.synced = links
         return True
 

@@ -48,6 +48,8 @@ class WorldEntries:
     (``ScriptContext.entry``): none runs on a closed, dead or busy context.
 
     tick, reloaded: one batch of callbacks (arguments are plain data).
+    plain_tick: ``tick`` without events: (dt, tick number, None, None), the hottest call (a
+        plain entry, see engine/_entries.py).
     attach: hand world.lua the schemas and host functions.
     sync: hand instances.lua the sorted instance list.
     pending_writes: the next chunk of the batch's buffered component writes.
@@ -64,6 +66,7 @@ class WorldEntries:
     """
 
     tick: Entry
+    plain_tick: Entry
     reloaded: Entry
     attach: Entry
     sync: Entry
@@ -106,6 +109,7 @@ class WorldApi:
         idle = IdleFlag()
         return WorldEntries(
             tick=entry(raw.tick, data_args=True),
+            plain_tick=entry(raw.tick, plain_args=True),
             reloaded=entry(raw.reloaded, data_args=True),
             attach=entry(raw.attach, host_memory=True),
             sync=entry(raw.sync, data_args=True, host_memory=True),

@@ -19,6 +19,7 @@ from engine_scripting._log import get_logger
 from engine_scripting.engine._boundary import HostBoundary
 from engine_scripting.engine._control import SandboxControl
 from engine_scripting.engine._convert import to_lua
+from engine_scripting.engine._entries import plain_entry
 from engine_scripting.engine._hooks import PUSH_FREE, ContextHooks
 from engine_scripting.engine._limits import ScriptResourceLimits
 from engine_scripting.engine._native import Collector, LuaNative
@@ -77,12 +78,9 @@ class ScriptContext:
             self._restore_finalizers = weakref.finalize(self, switch.restore)
         if limits is not None and watchdog is not None:
             self._watch = CallWatch(
-                main_state=control.main_state,
-                slots_table=control.slots_table,
-                slot_capacity=control.slot_capacity,
-                budget_s=limits.max_execution_time_s,
-                deep_slots=2 * limits.max_recursion_depth + 64,
-            )
+                main_state=control.main_state, slots_table=control.slots_table,
+                slot_capacity=control.slot_capacity, budget_s=limits.max_execution_time_s,
+                deep_slots=2 * limits.max_recursion_depth + 64)
             if native is not None:
                 # collector steps run only while script code runs (see _boundary.py)
                 self._collector = native.collector(self._watch.main_state)
@@ -145,12 +143,18 @@ class ScriptContext:
         return self._boundary.wrap(function, refused)
 
     def entry(self, function: Any, *, data_args: bool = False, host_memory: bool = False,
-              exported: bool = False) -> Callable[..., tuple[Any, ...]]:
+              exported: bool = False, plain_args: bool = False) -> Callable[..., tuple[Any, ...]]:
         """A trusted function returned by ``install``, as a host-side callable: every call goes
         through ``invoke`` (its closed, dead and busy checks and the limits) with these flags.
-        The host keeps entries, never the raw Lua function."""
-        return functools.partial(self.invoke, function, data_args=data_args,
-                                 host_memory=host_memory, exported=exported)
+        The host keeps entries, never the raw Lua function. ``plain_args`` (alone): the
+        caller's arguments are what ``invoke``'s plain_args promises (see _entries.py)."""
+        ordinary = functools.partial(self.invoke, function, data_args=data_args,
+                                     host_memory=host_memory, exported=exported,
+                                     plain_args=plain_args)
+        if not plain_args or data_args or host_memory or exported:
+            return ordinary
+        return plain_entry(function, self._open().invoke, self._run_here, self._runner,
+                           self._outcomes.values, ordinary)
 
     def execute(self, source: str | bytes, chunk_name: str | None = None) -> Result:
         """Compile and run a chunk of Lua text in the sandbox; return its value(s) as plain data.
@@ -329,21 +333,17 @@ class ScriptContext:
             raise ScriptError("the context is already running a call", script=self.name)
         control = self._open()
         self._busy = True
-        hooks = self._hooks
+        hooks, watch, watchdog = self._hooks, self._watch, self._watchdog
         if hooks.violations or hooks.more_violations:
             hooks.violations.clear()
             hooks.more_violations = 0
-        watch = self._watch
         # what went wrong, kept without the exception: its traceback would hold this frame,
         # and with it the arguments' Lua tables, until Python's cycle collector ran
         failure: str | None = None
-        out_of_memory = False
+        out_of_memory = stopped = False
         result: object = None
-        stopped = False
         limit = self._memory_limit if limited else None
-        runtime = self._runtime
-        collector = self._collector
-        boundary = self._boundary
+        runtime, collector, boundary = self._runtime, self._collector, self._boundary
         try:
             # host work, outside the budget: no collector step runs meanwhile (it is paused
             # between calls), so nothing a script prepared can make it slow
@@ -355,7 +355,6 @@ class ScriptContext:
                 # made while no limit is in force
                 packed = runtime.table_from(list(args))
                 function, args = control.apply, (function, packed, len(args))
-            watchdog = self._watchdog
             if worker is not None:
                 worker.open_calls.append(self)
             if watch is not None and watchdog is not None:
@@ -397,4 +396,4 @@ class ScriptContext:
                                               reason, out_of_memory, failure)
             if ended is not None:
                 raise ended
-        return result if isinstance(result, tuple) else (result,)
+        return result if type(result) is tuple else (result,)

@@ -442,10 +442,12 @@ end
 -- instance. Instances that end still get the events sent to them; instances whose on_start has
 -- not run get none (they did not exist when the events were sent).
 local function tick(dt, tick_no, events, targets)
-  new_tick(tick_no)
+  if tick_no ~= print_tick then printed, print_tick = 0, tick_no end   -- new_tick, inline
+  errors = nil
   reset_cache()
   adopt()
-  if targets and type(rawget(current_env(), "on_event")) == "function" then
+  local env = current_env()   -- only a reload (a host call between batches) replaces it
+  if targets and type(rawget(env, "on_event")) == "function" then
     for i = 1, #targets, 2 do
       local target, event = targets[i], events[targets[i + 1]]
       if target == EVERY_INSTANCE then   -- a broadcast: every instance there is now
@@ -470,7 +472,7 @@ local function tick(dt, tick_no, events, targets)
   end
   if saves.due then saves.deliver(run, record) end   -- load_state's data: on_load or merge
   if task_live[1] ~= 0 then run_tasks(dt, tick_no) end   -- tasks.lua: the tasks due
-  local on_update = rawget(current_env(), "on_update")
+  local on_update = rawget(env, "on_update")
   if type(on_update) == "function" then
     -- one protected call for the whole run of instances; after an error, go on with the next
     local first = 1
@@ -485,7 +487,7 @@ local function tick(dt, tick_no, events, targets)
   end
   -- idle: nothing to do until the host brings something new (ScriptSystem._run_script skips
   -- the script meanwhile): no on_update to run, no task alive, no loaded data to deliver
-  local idle = (#order == 0 or type(rawget(current_env(), "on_update")) ~= "function")
+  local idle = (#order == 0 or type(rawget(env, "on_update")) ~= "function")
     and task_live[1] == 0 and not saves.due
   -- the first chunk of writes goes back with the results: taken inside the watched call, as
   -- nothing may allocate in this state between calls (a collector step there is unwatched)
