@@ -29,7 +29,6 @@ has ended (``settle``).
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +36,7 @@ import lupa.lua54 as lua54
 
 from engine_scripting._log import get_logger
 from engine_scripting.engine._native import Collector, LuaNative
-from engine_scripting.engine._runner import Runner, worker_of
+from engine_scripting.engine._runner import Runner
 from engine_scripting.engine._watchdog import TIME_COUNT, CallWatch
 from engine_scripting.errors import ScriptError
 
@@ -49,6 +48,8 @@ _SLOT_BYTES = 16
 # What Lua allocates per pushed value besides a string's bytes (TString header, userdata)
 _STRING_OVERHEAD = 48
 _SPARE_BYTES = 4096
+# What lupa pushes without allocating in the Lua state (a number, a boolean, nil)
+_SCALARS = frozenset({type(None), bool, int, float})
 
 
 def _no_limit(limit: int) -> None:
@@ -116,13 +117,13 @@ class HostBoundary:
         """``function`` as a host function Lua may call; ``refused`` is what Lua gets when it
         does not run (its call was abandoned), fails, or returns more than fits in memory."""
         runner = self._runner
-        current_thread = threading.current_thread
 
         def host_function(*args: Any) -> Any:
             collector = self._collector
             lifted = self.memory_limit if collector is not None else None
             if collector is not None:
-                self.settle()
+                if self._deferred:
+                    self.settle()
                 if collector.due():
                     self._catch_up(False)
             if lifted is not None:
@@ -130,7 +131,7 @@ class HostBoundary:
                 # an allocation failure there would run an emergency collection holding the
                 # GIL, or raise through lupa's frames
                 self._set_limit(0)
-            worker = worker_of(current_thread()) if runner is not None else None
+            worker = runner.thread_worker() if runner is not None else None
             gate = worker.gate if worker is not None else None
             try:
                 if gate is not None and not gate.acquire(blocking=False):
@@ -156,6 +157,10 @@ class HostBoundary:
                     self._set_limit(lifted)
             if collector is None:
                 return result
+            kind = type(result)
+            if kind in _SCALARS or (kind is tuple and len(result) <= _FREE_SLOTS
+                                    and _SCALARS.issuperset(map(type, result))):
+                return result   # pushed without allocating: no step, no memory error
             return self._pushable(result, refused)
 
         host_function.__name__ = getattr(function, "__name__", "host_function")

@@ -44,7 +44,8 @@ class Worker:
     it without blocking and refuse when they cannot.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, local: threading.local | None = None) -> None:
+        self._local = local   # the runner's: each worker thread names its worker there
         self.gate = threading.RLock()
         self.abandoned = False
         self.open_calls: list[OpenCall] = []  # contexts with a call in progress, innermost last
@@ -55,7 +56,7 @@ class Worker:
         self._result: object = None
         self._error: BaseException | None = None
         self._cpu_clock: int | None = None    # the thread's CPU-time clock, once it runs
-        self._thread = _WorkerThread(self, name)
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
         self.ident = self._thread.ident   # its thread's identifier (``Runner.current``)
 
@@ -105,6 +106,8 @@ class Worker:
             return None
 
     def _loop(self) -> None:
+        if self._local is not None:
+            self._local.worker = self
         if hasattr(time, "pthread_getcpuclockid"):
             self._cpu_clock = time.pthread_getcpuclockid(threading.get_ident())
         try:
@@ -140,19 +143,6 @@ class Worker:
                 self.gate.release()
 
 
-class _WorkerThread(threading.Thread):
-    """A worker's thread; it names its worker, so callbacks can find it (``worker_of``)."""
-
-    def __init__(self, worker: Worker, name: str) -> None:
-        super().__init__(target=worker._loop, name=name, daemon=True)
-        self.engine_worker = worker
-
-
-def worker_of(thread: threading.Thread) -> Worker | None:
-    """The worker ``thread`` runs, abandoned or not; None for any other thread."""
-    return getattr(thread, "engine_worker", None)
-
-
 class Runner:
     """Runs host work that calls into limited contexts on a worker thread (see the module
     docstring). One per engine; a new worker replaces an abandoned one."""
@@ -160,13 +150,20 @@ class Runner:
     def __init__(self, name: str = "engine-scripting-runner") -> None:
         self._name = name
         self._worker: Worker | None = None
+        self._local = threading.local()   # .worker: the worker the thread is, on its threads
 
     def current(self) -> Worker | None:
-        """The worker the calling thread is, or None when it is not one of this runner's."""
+        """The worker the calling thread is, or None when it is not this runner's current one
+        (an abandoned worker is not: calls made on it go to a new one)."""
         worker = self._worker
         if worker is not None and worker.ident == threading.get_ident():
             return worker
         return None
+
+    def thread_worker(self) -> Worker | None:
+        """The worker the calling thread is, abandoned or not; None for any other thread."""
+        worker: Worker | None = getattr(self._local, "worker", None)
+        return worker
 
     def run(self, job: Callable[[], Any], on_abandoned: Callable[[Worker], Any]) -> Any:
         """Run ``job`` on a worker and return its result (inline when already on one).
@@ -219,7 +216,7 @@ class Runner:
     def _take_worker(self) -> Worker:
         worker = self._worker
         if worker is None or worker.abandoned or worker.broken:
-            worker = self._worker = Worker(self._name)
+            worker = self._worker = Worker(self._name, self._local)
         return worker
 
 

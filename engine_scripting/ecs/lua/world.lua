@@ -409,6 +409,35 @@ tasks.bind(record, function(entity, callback)
   return outer, outer_callback
 end, function() return current, print_tick end)
 
+-- `on_event` of every started instance from `first` on (receiver's rule: an instance whose
+-- on_start is owed gets nothing), each with its own copy of the payload; one protected call for
+-- the whole run, as update_from below
+local function deliver_from(first, env, name, payload, sender, unstarted)
+  running = "on_event"
+  for j = first, #order do
+    local entity = order[j]
+    local self = instances[entity]
+    if unstarted[entity] ~= self then
+      local fn = rawget(env, "on_event")   -- read per call, as `run` does: a handler may change it
+      if type(fn) ~= "function" then return end
+      current = entity
+      fn(self, name, fresh(payload), sender)
+    end
+  end
+end
+
+local function broadcast(env, name, payload, sender)
+  local first, unstarted = 1, adopted.unstarted
+  while first <= #order do
+    local ok, err = xpcall(deliver_from, handler, first, env, name, payload, sender, unstarted)
+    if ok then break end
+    local failed = current
+    record(err, failed, "on_event")
+    first = (slot_of[failed] or #order) + 1
+  end
+  current, running = nil, nil
+end
+
 local function new_tick(tick_no)
   if tick_no ~= print_tick then printed, print_tick = 0, tick_no end
   errors = nil
@@ -451,11 +480,7 @@ local function tick(dt, tick_no, events, targets)
     for i = 1, #targets, 2 do
       local target, event = targets[i], events[targets[i + 1]]
       if target == EVERY_INSTANCE then   -- a broadcast: every instance there is now
-        for j = 1, #order do
-          local entity = order[j]
-          local self = receiver(entity)
-          if self then run("on_event", entity, self, event[1], fresh(event[2]), event[3]) end
-        end
+        broadcast(env, event[1], event[2], event[3])
       else
         local self = receiver(target)
         if self then run("on_event", target, self, event[1], fresh(event[2]), event[3]) end
