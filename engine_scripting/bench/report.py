@@ -18,7 +18,7 @@ from typing import TypeVar
 import esper
 import lupa.lua54 as lua54
 
-from engine_scripting.bench import churn, fixed_cost
+from engine_scripting.bench import churn, fixed_cost, shapes
 from engine_scripting.bench.queries import QueryFigures, describe
 from engine_scripting.bench.queries import measure as measure_queries
 from engine_scripting.bench.queries import targets as query_targets
@@ -75,6 +75,7 @@ class Report:
     queries: QueryFigures | None = None   # world.query and world.nearest (queries.py)
     fixed_cost: fixed_cost.FixedCostFigures | None = None   # many one-entity scripts
     churn: churn.ChurnFigures | None = None   # movers with one create+delete per tick
+    shapes: shapes.ShapeFigures | None = None   # broadcasts, foreign reads, a growing world
 
     def as_dict(self) -> dict[str, object]:
         """Plain data, for JSON."""
@@ -277,6 +278,8 @@ def evaluate(report: Report) -> None:
         report.targets.extend(Target(*row) for row in fixed_cost.targets(report.fixed_cost))
     if report.churn is not None:
         report.targets.extend(Target(*row) for row in churn.targets(report.churn))
+    if report.shapes is not None:
+        report.targets.extend(Target(*row) for row in shapes.targets(report.shapes))
 
 
 def run(quick: bool, progress: Callable[[str], None]) -> Report:
@@ -293,6 +296,7 @@ def run(quick: bool, progress: Callable[[str], None]) -> Report:
     report.queries = measure_queries(2000 if quick else 10000, 9 if quick else 31, progress)
     report.fixed_cost = fixed_cost.measure(9 if quick else 31, progress)
     report.churn = churn.measure(9 if quick else 31, progress)
+    report.shapes = shapes.measure(9 if quick else 31, progress)
     evaluate(report)
     return report
 
@@ -323,6 +327,8 @@ def format_report(report: Report) -> str:
         lines.extend(fixed_cost.describe(report.fixed_cost))
     if report.churn is not None:
         lines.extend(churn.describe(report.churn))
+    if report.shapes is not None:
+        lines.extend(shapes.describe(report.shapes))
     lines.append("")
     lines.append(f"{'figure':<18}{'measured':>10}{'target':>9}  {'':<4}detail")
     for t in report.targets:

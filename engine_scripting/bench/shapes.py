@@ -4,8 +4,8 @@ side in this process (``timing.interleaved``):
 
 - ``broadcast``: receivers with an empty ``on_event`` get one host broadcast per tick, against the
   same world without it; the difference per receiving instance, in bare lupa calls;
-- ``foreign read``: every instance reads the Position of an entity that runs no script, against
-  reading its own;
+- ``foreign read``: every instance reads the Position of an entity that runs no script (its own
+  such entity, or one shared by all: a player), against reading its own;
 - ``growth``: one scripted mover among 1,000 or 10,000 entities it never touches.
 """
 
@@ -49,7 +49,8 @@ class ShapeFigures:
     broadcast_us: float        # frame with one broadcast per tick, per receiving instance
     quiet_us: float            # the same world without it, per instance
     own_read_us: float         # per instance reading its own Position
-    foreign_read_us: float     # per instance reading another entity's
+    foreign_read_us: float     # per instance reading another entity's (one each)
+    shared_read_us: float      # per instance reading the same other entity
     small_world_us: float      # one scripted mover among SMALL_WORLD entities, per frame
     big_world_us: float        # ... among BIG_WORLD
     bare_call_us: float
@@ -109,6 +110,7 @@ def measure(rounds: int, progress: Callable[[str], None],
         "quiet": build_shape("receiver", engine, receivers),
         "own": build_shape("own", engine, receivers, extra=receivers),
         "foreign": build_shape("foreign", engine, receivers, extra=receivers),
+        "shared": build_shape("foreign", engine, receivers, extra=1),
         "small": build_shape("mover", engine, 1, extra=SMALL_WORLD),
         "big": build_shape("mover", engine, 1, extra=BIG_WORLD),
     }
@@ -122,6 +124,7 @@ def measure(rounds: int, progress: Callable[[str], None],
         engine.close()
     return ShapeFigures(receivers=receivers, broadcast_us=us["broadcast"], quiet_us=us["quiet"],
                         own_read_us=us["own"], foreign_read_us=us["foreign"],
+                        shared_read_us=us["shared"],
                         small_world_us=us["small"], big_world_us=us["big"],
                         bare_call_us=_bare_call_us())
 
@@ -135,6 +138,8 @@ def targets(figures: ShapeFigures) -> list[tuple[str, float, float, str]]:
          "vs one bare lupa call"),
         ("foreign read", figures.foreign_read_us / figures.own_read_us, 1.5,
          "each instance reads a Position of an entity that runs no script, vs its own"),
+        ("shared read", figures.shared_read_us / figures.own_read_us, 1.5,
+         "each instance reads the Position of one entity that runs no script, vs its own"),
         ("growth", figures.big_world_us / figures.small_world_us, 1.2,
          f"one scripted mover among {BIG_WORLD:,} vs {SMALL_WORLD:,} entities it never touches"),
     ]
@@ -147,7 +152,8 @@ def describe(figures: ShapeFigures) -> list[str]:
         f"instance per frame with one event per tick, {figures.quiet_us:.3f} without; a bare "
         f"lupa call {figures.bare_call_us:.3f}",
         f"reading a Position: {figures.own_read_us:.3f} us per instance its own, "
-        f"{figures.foreign_read_us:.3f} another entity's",
+        f"{figures.foreign_read_us:.3f} another entity's, {figures.shared_read_us:.3f} one "
+        "entity's shared by all",
         f"one scripted mover: {figures.small_world_us:.1f} us per frame among {SMALL_WORLD} "
         f"entities, {figures.big_world_us:.1f} among {BIG_WORLD}",
     ]

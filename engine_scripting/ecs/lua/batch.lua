@@ -32,6 +32,11 @@ local order, slot_of = {}, {}
 
 local cache = {}
 local loaded = false              -- an entry was loaded since the cache was last reset
+-- Other entities' components read in this batch: foreign[index][entity] = the field values
+-- (at most FOREIGN_MAX entities a batch). Only this script runs during its batch, and it
+-- changes other entities only through world.set and world.destroy, which drop what they touch.
+local foreign, foreign_count = {}, 0
+local FOREIGN_MAX = 4096
 local FETCH_CHUNK = 4096          -- instances per h_fetch call or pending_writes chunk
 
 -- Copy the per-field part of a fetched chunk into `columns` from slot `first` on: per field 0
@@ -133,9 +138,38 @@ local flushing = nil   -- {index, entry, changed slots or false (all), next posi
 local function reset_cache()
   if not loaded then return end   -- a batch that read no component allocates nothing here
   cache, flushing, loaded = {}, nil, false
+  if foreign_count > 0 then foreign, foreign_count = {}, 0 end
   for _, component in next, components do
     component.entry, component.read, component.write = nil, nil, nil
   end
+end
+
+-- A copy of `component` of another entity as read earlier in this batch, or nil.
+local function foreign_read(component, entity)
+  local values = foreign[component.index]
+  values = values and values[entity]
+  if values == nil then return nil end
+  local fields, copy = component.fields, {}
+  for i = 1, #fields do copy[fields[i]] = values[i] end
+  return copy
+end
+
+-- Keep the field values of `component` of another entity, just read from the host, for later
+-- reads in this batch.
+local function foreign_keep(component, entity, ...)
+  if foreign_count < FOREIGN_MAX then
+    local index = component.index
+    local values = foreign[index]
+    if values == nil then values = {} foreign[index] = values end
+    values[entity], foreign_count, loaded = {...}, foreign_count + 1, true
+  end
+end
+
+-- Forget what was kept of `entity` (nil: of every entity): the script changes it.
+local function foreign_drop(entity)
+  if foreign_count == 0 then return end
+  if entity == nil then foreign, foreign_count = {}, 0 return end
+  for _, values in next, foreign do values[entity] = nil end
 end
 
 -- The slots written in this batch: false when every instance was, else their list (nil when
@@ -348,4 +382,5 @@ end
 return {attach = attach, adopt = adopt, reset_cache = reset_cache, load_entry = load_entry,
         pack_rows = pack_rows,
         cached = cached, pending_writes = pending_writes, make_binder = make_binder,
-        components_of = components_of, fill_columns = fill_columns}
+        components_of = components_of, fill_columns = fill_columns,
+        foreign_read = foreign_read, foreign_keep = foreign_keep, foreign_drop = foreign_drop}

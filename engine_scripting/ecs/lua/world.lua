@@ -32,6 +32,8 @@ local load_entry, cached, reset_cache, pending_writes, components_of, batch_atta
 reset_cache, pending_writes, batch_attach, batch_adopt =
   query.reset_cache, query.pending_writes, query.attach, query.adopt
 local q_find, q_store, q_values = query.find, query.store, query.values
+local foreign_read, foreign_keep, foreign_drop =
+  batch.foreign_read, batch.foreign_keep, batch.foreign_drop
 local task_live, run_tasks, end_tasks = tasks.live, tasks.run, tasks.end_entity
 
 local MAX_PAYLOAD_ITEMS = caps.max_payload_items
@@ -108,10 +110,12 @@ end
 ------------------------------------------------------------------------------------------------
 local world = {}
 
-local function got(entity, fields, status, ...)
-  -- DONE: the field values follow; MISSING: the entity has no such component
+local function got(component, entity, status, ...)
+  -- DONE: the field values follow (kept for later reads in this batch); MISSING: the entity
+  -- has no such component
   if status == DONE then
-    local copy = {}
+    foreign_keep(component, entity, ...)
+    local fields, copy = component.fields, {}
     for i = 1, #fields do copy[fields[i]] = (select(i, ...)) end
     return copy
   end
@@ -163,7 +167,7 @@ local function checked_get(entity, name)
   if entry then return component.read(slot) end
   local read, row = q_find(component, entity)   -- query.lua's store
   if read then return read(row) end
-  return got(entity, component.fields, h_get(entity, component.index))
+  return got(component, entity, h_get(entity, component.index))
 end
 
 local function checked_set(entity, name, fields)
@@ -186,6 +190,7 @@ local function checked_set(entity, name, fields)
     return
   end
   if q_store(component, entity, values) then return end
+  foreign_drop(entity)
   local status = h_set(entity, component.index, t_unpack(values, 1, #component.fields))
   if status ~= DONE then
     if status == MISSING then
@@ -223,9 +228,11 @@ function world.get(entity, name)
       local read = component.read or component.entry == nil and load_entry(component)
         and component.read
       if read then return read(slot) end
-    else   -- another entity: query.lua's store, while a query has it loaded
+    else   -- another entity: query.lua's store, while a query has it loaded; or read before
       local read, row = component.qread, component.qrow[entity]
       if read and row then return read(row) end
+      local copy = foreign_read(component, entity)
+      if copy then return copy end
     end
   end
   return checked_get(entity, name)
@@ -302,7 +309,7 @@ function world.spawn(spec, overrides)
   end
   local entity, problem, grant, named = h_spawn(current, parts, script, template,
     template ~= nil and can_template[template] == true)
-  query.spawned()   -- later queries ask the host again
+  query.spawned() foreign_drop(nil)   -- later reads ask the host (templates run host code)
   if entity == nil then
     if problem == "permission" then   -- the host names the script and the grant it lacks
       if template ~= nil then
@@ -324,6 +331,7 @@ function world.destroy(entity)
     deny("world.destroy", "world.destroy is not granted to this script", "destroy=True")
   end
   entity = check_entity("destroy", entity, write_any, "write")
+  foreign_drop(nil)
   local status = h_destroy(entity)
   if status ~= DONE then unknown_entity("destroy", entity, status) end
   query.destroyed(entity)   -- running queries skip it from now on

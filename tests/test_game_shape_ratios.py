@@ -1,0 +1,38 @@
+"""A regression check CI can run for the game-shaped figures of `engine-scripting bench`
+(issues 17 and 20): each ratio is measured side by side in this process at small sizes and must
+stay within a wide margin of what it measures today, so that a per-frame regression (a cost that
+grows with the world, a path that stops being skipped) fails here. These are not the targets:
+those are in docs/performance.md and the bench's report."""
+
+from __future__ import annotations
+
+import esper
+
+from engine_scripting.bench import churn, fixed_cost, shapes
+
+# figure -> the most it may measure here (today, at these sizes: about a third to a fifth)
+CEILINGS = {
+    "broadcast": 25.0,          # bare lupa calls per receiving instance (about 3-8 here)
+    "foreign read": 60.0,       # x an own read (about 11-18)
+    "shared read": 20.0,        # x an own read, every instance reading one entity
+    "growth": 3.0,              # one script among 10,000 vs 1,000 entities (about 0.6-1.0)
+    "churn": 4.0,               # one unrelated create+delete per tick (about 1.5)
+    "fixed cost": 600.0,        # bare calls per busy one-entity script (about 40-120)
+    "fixed cost, crowd": 5.0,   # with 3 worlds alive vs one (about 0.8-1.8)
+    "idle script": 10.0,        # bare calls per idle script (about 1-1.7)
+}
+
+
+def test_game_shaped_ratios_stay_within_a_wide_margin() -> None:
+    previous = esper.current_world
+    try:
+        rows = [*shapes.targets(shapes.measure(5, lambda _: None, receivers=200)),
+                *churn.targets(churn.measure(5, lambda _: None, count=1000)),
+                *fixed_cost.targets(fixed_cost.measure(5, lambda _: None, scripts=50, worlds=3))]
+    finally:
+        esper.switch_world(previous)
+    measured = {figure: value for figure, value, _, _ in rows}
+    assert set(measured) == set(CEILINGS)
+    over = {figure: round(value, 2) for figure, value in measured.items()
+            if not 0 < value <= CEILINGS[figure]}
+    assert over == {}, f"regressed: {over} (ceilings {CEILINGS})"
