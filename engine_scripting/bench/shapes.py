@@ -11,7 +11,6 @@ side in this process (``timing.interleaved``):
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -87,16 +86,27 @@ def build_shape(shape: str, engine: ScriptEngine, count: int, extra: int = 0,
     return name
 
 
-def _bare_call_us() -> float:
-    runtime = lua54.LuaRuntime()
-    update, table = runtime.eval("function(self, dt) end"), runtime.table_from({})
-    samples = []
-    for _ in range(15):
-        started = time.perf_counter()
-        for _ in range(2000):
-            update(table, 0.016)
-        samples.append((time.perf_counter() - started) / 2000 * 1e6)
-    return statistics.median(samples)
+class BareCalls(esper.Processor):
+    """Makes ``calls`` bare lupa calls f(table, dt) a tick: the unit of the broadcast figure,
+    timed as a world among the others (the machine's load falls on it alike)."""
+
+    def __init__(self, calls: int) -> None:
+        runtime = lua54.LuaRuntime()
+        self.update, self.table = runtime.eval("function(self, dt) end"), runtime.table_from({})
+        self.calls = calls
+
+    def process(self, dt: float) -> None:
+        update, table = self.update, self.table
+        for _ in range(self.calls):
+            update(table, dt)
+
+
+def build_bare_calls(calls: int) -> str:
+    """A world whose only processor makes ``calls`` bare lupa calls a tick."""
+    name = f"bench-shape-bare-{calls}-{time.perf_counter_ns()}"
+    esper.switch_world(name)
+    esper.add_processor(BareCalls(calls))
+    return name
 
 
 def measure(rounds: int, progress: Callable[[str], None],
@@ -113,6 +123,7 @@ def measure(rounds: int, progress: Callable[[str], None],
         "shared": build_shape("foreign", engine, receivers, extra=1),
         "small": build_shape("mover", engine, 1, extra=SMALL_WORLD),
         "big": build_shape("mover", engine, 1, extra=BIG_WORLD),
+        "bare": build_bare_calls(receivers),
     }
     per = {key: 1 if key in ("small", "big") else receivers for key in worlds}
     try:
@@ -126,7 +137,7 @@ def measure(rounds: int, progress: Callable[[str], None],
                         own_read_us=us["own"], foreign_read_us=us["foreign"],
                         shared_read_us=us["shared"],
                         small_world_us=us["small"], big_world_us=us["big"],
-                        bare_call_us=_bare_call_us())
+                        bare_call_us=us["bare"])
 
 
 def targets(figures: ShapeFigures) -> list[tuple[str, float, float, str]]:

@@ -35,8 +35,11 @@ local loaded = false              -- an entry was loaded since the cache was las
 -- Other entities' components read in this batch: foreign[index][entity] = the field values
 -- (at most FOREIGN_MAX entities a batch). Only this script runs during its batch, and it
 -- changes other entities only through world.set and world.destroy, which drop what they touch.
+-- The kept values are weak: a collection may drop them (the next read asks the host again), so
+-- keeping them never makes a script run out of memory that a plain read would not.
 local foreign, foreign_count = {}, 0
 local FOREIGN_MAX = 4096
+local WEAK_VALUES = {__mode = "v"}
 local FETCH_CHUNK = 4096          -- instances per h_fetch call or pending_writes chunk
 
 -- Copy the per-field part of a fetched chunk into `columns` from slot `first` on: per field 0
@@ -137,11 +140,12 @@ local flushing = nil   -- {index, entry, changed slots or false (all), next posi
 
 local function reset_cache()
   if not loaded then return end   -- a batch that read no component allocates nothing here
-  cache, flushing, loaded = {}, nil, false
+  cache, flushing = {}, nil
   if foreign_count > 0 then foreign, foreign_count = {}, 0 end
   for _, component in next, components do
     component.entry, component.read, component.write = nil, nil, nil
   end
+  loaded = false   -- last: a reset stopped half-way (a time limit) is done again next batch
 end
 
 -- A copy of `component` of another entity as read earlier in this batch, or nil.
@@ -160,7 +164,7 @@ local function foreign_keep(component, entity, ...)
   if foreign_count < FOREIGN_MAX then
     local index = component.index
     local values = foreign[index]
-    if values == nil then values = {} foreign[index] = values end
+    if values == nil then values = setmetatable({}, WEAK_VALUES) foreign[index] = values end
     values[entity], foreign_count, loaded = {...}, foreign_count + 1, true
   end
 end

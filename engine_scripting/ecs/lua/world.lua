@@ -417,9 +417,8 @@ tasks.bind(record, function(entity, callback)
   return outer, outer_callback
 end, function() return current, print_tick end)
 
--- `on_event` of every started instance from `first` on (receiver's rule: an instance whose
--- on_start is owed gets nothing), each with its own copy of the payload; one protected call for
--- the whole run, as update_from below
+-- `on_event` of every started instance from `first` on (receiver's rule), each with its own
+-- copy of the payload: one protected call for the whole run, as update_from below
 local function deliver_from(first, env, name, payload, sender, unstarted)
   running = "on_event"
   for j = first, #order do
@@ -434,10 +433,11 @@ local function deliver_from(first, env, name, payload, sender, unstarted)
   end
 end
 
+local deeper = checks.error_handler(8)   -- below the script: deliver_from .. broadcast, tick
 local function broadcast(env, name, payload, sender)
   local first, unstarted = 1, adopted.unstarted
   while first <= #order do
-    local ok, err = xpcall(deliver_from, handler, first, env, name, payload, sender, unstarted)
+    local ok, err = xpcall(deliver_from, deeper, first, env, name, payload, sender, unstarted)
     if ok then break end
     local failed = current
     record(err, failed, "on_event")
