@@ -5,9 +5,18 @@ kept, the next batch reads again, and every read is a table of its own."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import esper
 
-from engine_scripting import Permissions, ScriptManager
+from engine_scripting import (
+    Permissions,
+    Script,
+    ScriptEngine,
+    ScriptManager,
+    ScriptSystem,
+    WorldApi,
+)
 from tests.conftest import ROOMY_LIMITS
 from tests.ecs.conftest import Loader
 from tests.ecs.support import Health, Position, console_texts
@@ -89,3 +98,61 @@ def test_reads_of_more_entities_than_are_kept_stay_right(spawn_scripted: Loader)
     esper.process(0.1)
     expected = 2 * sum(range(5000))
     assert console_texts() == [f"{float(expected)}", f"{float(expected - 2 * 4999)}"]
+
+
+@dataclass
+class Shield:
+    """The game's own code runs inside world.set: a broken shield kills its ship."""
+
+    hp: int = 10
+
+    def __setattr__(self, name: str, value: object) -> None:
+        owner = getattr(self, "owner", None)
+        if owner is not None and name == "hp" and isinstance(value, int) and value <= 0:
+            esper.component_for_entity(owner, Health).alive = False
+        object.__setattr__(self, name, value)
+
+
+def test_a_change_the_games_setter_makes_to_another_entity_is_read(
+    engine: ScriptEngine, world: str,
+) -> None:
+    # red-team finding: the ship's kept read was served stale after the shield's setter ran,
+    # and passing it back under a field grant looked like a forged field: the script was
+    # disabled
+    manager = ScriptManager(engine, initializers=[WorldApi()])
+    esper.add_processor(ScriptSystem(manager, components=[Health, Shield]))
+    ship = esper.create_entity(Health(100, True))
+    shield = Shield(10)
+    object.__setattr__(shield, "owner", ship)
+    guarded = esper.create_entity(shield)
+    manager.load("gunner", f"""
+        function on_update(self)
+          print("before", world.get({ship}, "Health").alive)
+          world.set({guarded}, "Shield", {{hp = 0}})
+          local health = world.get({ship}, "Health")
+          print("after", health.alive)
+          health.value = health.value - 1
+          world.set({ship}, "Health", health)
+        end""", permissions=Permissions(read={"Health", "Shield"},
+                                        write={"Shield": None, "Health": {"value"}}, scope="any"))
+    esper.create_entity(Script("gunner"))
+    esper.process(0.1)
+    assert console_texts() == ["before\ttrue", "after\tfalse"]
+    assert manager.status("gunner").enabled and manager.status("gunner").error_count == 0
+    assert esper.component_for_entity(ship, Health) == Health(99, False)
+
+
+def test_what_is_kept_takes_no_memory_after_a_collection(spawn_scripted: Loader) -> None:
+    # red-team finding: the per-component tables of kept reads outlived a collection
+    others = [esper.create_entity(Position(float(i), 0.0)) for i in range(0, 3 * 4096, 3)]
+    spawn_scripted("reader", f"""
+        function on_update(self)
+          collectgarbage()
+          local before = collectgarbage("count")
+          for e = {others[0]}, {others[-1]}, 3 do local p = world.get(e, "Position") end
+          collectgarbage()
+          print(math.floor((collectgarbage("count") - before) * 1024))
+        end""", Position(0.0, 0.0), permissions=ANY, limits=ROOMY_LIMITS)
+    esper.process(0.1)
+    [grown] = console_texts()
+    assert int(grown) < 1024, grown

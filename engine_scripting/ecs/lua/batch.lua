@@ -33,13 +33,15 @@ local order, slot_of = {}, {}
 local cache = {}
 local loaded = false              -- an entry was loaded since the cache was last reset
 -- Other entities' components read in this batch: foreign[index][entity] = the field values
--- (at most FOREIGN_MAX entities a batch). Only this script runs during its batch, and it
--- changes other entities only through world.set and world.destroy, which drop what they touch.
--- The kept values are weak: a collection may drop them (the next read asks the host again), so
--- keeping them never makes a script run out of memory that a plain read would not.
-local foreign, foreign_count = {}, 0
-local FOREIGN_MAX = 4096
+-- (at most FOREIGN_MAX entities a batch). Only this script runs during its batch; it changes
+-- other entities only through world.set, world.destroy and world.spawn, whose host side may run
+-- the game's own code (setters, constructors, templates): each drops everything kept.
+-- Held weakly at both levels: a collection may drop them (the next read asks the host again),
+-- so what is kept never takes memory a script needs (a few hundred bytes aside).
 local WEAK_VALUES = {__mode = "v"}
+local function no_reads() return setmetatable({}, WEAK_VALUES), 0 end
+local foreign, foreign_count = no_reads()
+local FOREIGN_MAX = 4096
 local FETCH_CHUNK = 4096          -- instances per h_fetch call or pending_writes chunk
 
 -- Copy the per-field part of a fetched chunk into `columns` from slot `first` on: per field 0
@@ -141,7 +143,7 @@ local flushing = nil   -- {index, entry, changed slots or false (all), next posi
 local function reset_cache()
   if not loaded then return end   -- a batch that read no component allocates nothing here
   cache, flushing = {}, nil
-  if foreign_count > 0 then foreign, foreign_count = {}, 0 end
+  if foreign_count > 0 then foreign, foreign_count = no_reads() end
   for _, component in next, components do
     component.entry, component.read, component.write = nil, nil, nil
   end
@@ -169,11 +171,9 @@ local function foreign_keep(component, entity, ...)
   end
 end
 
--- Forget what was kept of `entity` (nil: of every entity): the script changes it.
-local function foreign_drop(entity)
-  if foreign_count == 0 then return end
-  if entity == nil then foreign, foreign_count = {}, 0 return end
-  for _, values in next, foreign do values[entity] = nil end
+-- Forget everything kept: the script is about to change the world.
+local function foreign_drop()
+  if foreign_count > 0 then foreign, foreign_count = no_reads() end
 end
 
 -- The slots written in this batch: false when every instance was, else their list (nil when

@@ -190,7 +190,7 @@ local function checked_set(entity, name, fields)
     return
   end
   if q_store(component, entity, values) then return end
-  foreign_drop(entity)
+  foreign_drop()   -- the host's setter is the game's code: it may change other entities
   local status = h_set(entity, component.index, t_unpack(values, 1, #component.fields))
   if status ~= DONE then
     if status == MISSING then
@@ -309,7 +309,7 @@ function world.spawn(spec, overrides)
   end
   local entity, problem, grant, named = h_spawn(current, parts, script, template,
     template ~= nil and can_template[template] == true)
-  query.spawned() foreign_drop(nil)   -- later reads ask the host (templates run host code)
+  query.spawned() foreign_drop()   -- later reads ask the host (templates run host code)
   if entity == nil then
     if problem == "permission" then   -- the host names the script and the grant it lacks
       if template ~= nil then
@@ -331,7 +331,7 @@ function world.destroy(entity)
     deny("world.destroy", "world.destroy is not granted to this script", "destroy=True")
   end
   entity = check_entity("destroy", entity, write_any, "write")
-  foreign_drop(nil)
+  foreign_drop()
   local status = h_destroy(entity)
   if status ~= DONE then unknown_entity("destroy", entity, status) end
   query.destroyed(entity)   -- running queries skip it from now on
@@ -433,14 +433,16 @@ local function deliver_from(first, env, name, payload, sender, unstarted)
   end
 end
 
-local deeper = checks.error_handler(8)   -- below the script: deliver_from .. broadcast, tick
-local function broadcast(env, name, payload, sender)
-  local first, unstarted = 1, adopted.unstarted
+-- `from(first, ...)` (deliver_from, update_from: a run of instances from `first` on) under one
+-- protected call; after an error, go on with the next instance. `callback` names the failures.
+local deeper = checks.error_handler(8)   -- below the script: from, xpcall, each_from, tick, xpcall
+local function each_from(from, callback, ...)
+  local first = 1
   while first <= #order do
-    local ok, err = xpcall(deliver_from, deeper, first, env, name, payload, sender, unstarted)
+    local ok, err = xpcall(from, deeper, first, ...)
     if ok then break end
     local failed = current
-    record(err, failed, "on_event")
+    record(err, failed, callback)
     first = (slot_of[failed] or #order) + 1
   end
   current, running = nil, nil
@@ -488,7 +490,7 @@ local function tick(dt, tick_no, events, targets)
     for i = 1, #targets, 2 do
       local target, event = targets[i], events[targets[i + 1]]
       if target == EVERY_INSTANCE then   -- a broadcast: every instance there is now
-        broadcast(env, event[1], event[2], event[3])
+        each_from(deliver_from, "on_event", env, event[1], event[2], event[3], adopted.unstarted)
       else
         local self = receiver(target)
         if self then run("on_event", target, self, event[1], fresh(event[2]), event[3]) end
@@ -506,18 +508,7 @@ local function tick(dt, tick_no, events, targets)
   if saves.due then saves.deliver(run, record) end   -- load_state's data: on_load or merge
   if task_live[1] ~= 0 then run_tasks(dt, tick_no) end   -- tasks.lua: the tasks due
   local on_update = rawget(env, "on_update")
-  if type(on_update) == "function" then
-    -- one protected call for the whole run of instances; after an error, go on with the next
-    local first = 1
-    while first <= #order do
-      local ok, err = xpcall(update_from, handler, first, dt, on_update)
-      if ok then break end
-      local failed = current
-      record(err, failed, "on_update")
-      first = (slot_of[failed] or #order) + 1
-    end
-    current, running = nil, nil
-  end
+  if type(on_update) == "function" then each_from(update_from, "on_update", dt, on_update) end
   -- idle: nothing to do until the host brings something new (ScriptSystem._run_script skips
   -- the script meanwhile): no on_update to run, no task alive, no loaded data to deliver
   local idle = (#order == 0 or type(rawget(env, "on_update")) ~= "function")
