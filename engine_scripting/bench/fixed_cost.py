@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import itertools
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
 
 import esper
-import lupa.lua54 as lua54
 
 from engine_scripting.bench.scenes import LIMITS
-from engine_scripting.bench.timing import interleaved
+from engine_scripting.bench.timing import build_bare_calls, interleaved
 from engine_scripting.ecs import Script, ScriptSystem, WorldApi
 from engine_scripting.engine import ScriptEngine
 from engine_scripting.manager import ScriptManager
@@ -63,19 +61,6 @@ def build_world(scripts: int, shape: str, engine: ScriptEngine) -> str:
     return name
 
 
-def _bare_call_us(rounds: int) -> float:
-    runtime = lua54.LuaRuntime()
-    update = runtime.eval("function(self, dt) end")
-    table = runtime.table_from({"entity": 1})
-    samples = []
-    for _ in range(rounds):
-        started = time.perf_counter()
-        for _ in range(2000):
-            update(table, 0.016)
-        samples.append((time.perf_counter() - started) / 2000)
-    return statistics.median(samples) * 1e6
-
-
 def measure(rounds: int, progress: Callable[[str], None], scripts: int = SCRIPTS,
             worlds: int = WORLDS) -> FixedCostFigures:
     """The three shapes and a bare call, interleaved in this process."""
@@ -83,10 +68,11 @@ def measure(rounds: int, progress: Callable[[str], None], scripts: int = SCRIPTS
     names: list[str] = []
     try:
         progress(f"fixed cost: {scripts} one-entity scripts, one world and {worlds} worlds")
-        names = [build_world(scripts, "empty", engine), build_world(scripts, "idle", engine)]
-        shapes = interleaved(dict(enumerate(names)), dict.fromkeys(range(2), scripts), rounds,
+        names = [build_world(scripts, "empty", engine), build_world(scripts, "idle", engine),
+                 build_bare_calls(scripts)]   # the unit, timed as a world among the others
+        shapes = interleaved(dict(enumerate(names)), dict.fromkeys(range(3), scripts), rounds,
                              frames=5)
-        empty_us, idle_us = shapes[0], shapes[1]
+        empty_us, idle_us, bare_call_us = shapes[0], shapes[1], shapes[2]
         crowd = [build_world(scripts, "empty", engine) for _ in range(worlds - 1)]
         names += crowd
         # one tick of each world in turn: every world's Lua states are cold for its tick
@@ -95,7 +81,7 @@ def measure(rounds: int, progress: Callable[[str], None], scripts: int = SCRIPTS
                                                  frames=1, warm_up=False).values())
         return FixedCostFigures(scripts=scripts, worlds=worlds, empty_us=empty_us,
                                 idle_us=idle_us, crowd_us=crowd_us,
-                                bare_call_us=_bare_call_us(rounds))
+                                bare_call_us=bare_call_us)
     finally:
         esper.switch_world("default")
         for name in names:

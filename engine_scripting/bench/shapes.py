@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import esper
-import lupa.lua54 as lua54
 
 from engine_scripting.bench.scenes import LIMITS
-from engine_scripting.bench.timing import interleaved
+from engine_scripting.bench.timing import build_bare_calls, interleaved
 from engine_scripting.demo.scenes import Position
 from engine_scripting.ecs import Script, ScriptSystem, WorldApi
 from engine_scripting.engine import ScriptEngine
@@ -83,29 +82,6 @@ def build_shape(shape: str, engine: ScriptEngine, count: int, extra: int = 0,
         esper.create_entity(Position(float(index), 1.0), Script(shape, params=params))
     esper.process(0.016)
     esper.process(0.016)
-    return name
-
-
-class BareCalls(esper.Processor):
-    """Makes ``calls`` bare lupa calls f(table, dt) a tick: the unit of the broadcast figure,
-    timed as a world among the others (the machine's load falls on it alike)."""
-
-    def __init__(self, calls: int) -> None:
-        runtime = lua54.LuaRuntime()
-        self.update, self.table = runtime.eval("function(self, dt) end"), runtime.table_from({})
-        self.calls = calls
-
-    def process(self, dt: float) -> None:
-        update, table = self.update, self.table
-        for _ in range(self.calls):
-            update(table, dt)
-
-
-def build_bare_calls(calls: int) -> str:
-    """A world whose only processor makes ``calls`` bare lupa calls a tick."""
-    name = f"bench-shape-bare-{calls}-{time.perf_counter_ns()}"
-    esper.switch_world(name)
-    esper.add_processor(BareCalls(calls))
     return name
 
 
