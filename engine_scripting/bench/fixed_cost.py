@@ -20,7 +20,7 @@ from types import MappingProxyType
 
 import esper
 
-from engine_scripting.bench.scenes import LIMITS
+from engine_scripting.bench.scenes import LIMITS, drop_scene
 from engine_scripting.bench.timing import build_bare_calls, interleaved
 from engine_scripting.ecs import Script, ScriptSystem, WorldApi
 from engine_scripting.engine import ScriptEngine
@@ -83,9 +83,8 @@ def measure(rounds: int, progress: Callable[[str], None], scripts: int = SCRIPTS
                                 idle_us=idle_us, crowd_us=crowd_us,
                                 bare_call_us=bare_call_us)
     finally:
-        esper.switch_world("default")
         for name in names:
-            esper.delete_world(name)
+            drop_scene(name)
         engine.close()
 
 

@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 import esper
 
-from engine_scripting.bench.scenes import LIMITS
+from engine_scripting.bench.scenes import LIMITS, drop_scene
 from engine_scripting.bench.timing import build_bare_calls, interleaved
 from engine_scripting.demo.scenes import Position
 from engine_scripting.ecs import Script, ScriptSystem, WorldApi
@@ -105,9 +105,8 @@ def measure(rounds: int, progress: Callable[[str], None],
     try:
         us = interleaved(worlds, per, rounds, frames=5)
     finally:
-        esper.switch_world("default")
         for name in worlds.values():
-            esper.delete_world(name)
+            drop_scene(name)
         engine.close()
     return ShapeFigures(receivers=receivers, broadcast_us=us["broadcast"], quiet_us=us["quiet"],
                         own_read_us=us["own"], foreign_read_us=us["foreign"],

@@ -208,12 +208,10 @@ class ScriptSystem(esper.Processor):
             if run.version != record.version:
                 run.version = record.version
                 self._call(run, run.entries.reloaded, errors, self.tick)
-            if self._runs.get(name) is not run:
-                pass   # unloaded by host code in on_reload
-            elif deliveries:
-                self._call(run, run.entries.tick, errors, dt, self.tick, *deliveries)
-            else:
-                self._call(run, run.entries.plain_tick, errors, dt, self.tick, None, None)
+            if self._runs.get(name) is run:  # not unloaded by host code in on_reload
+                entry = run.entries.tick if deliveries else run.entries.plain_tick
+                events, targets = deliveries if deliveries else (None, None)
+                self._call(run, entry, errors, dt, self.tick, events, targets)
         if run.host_errors:
             errors.extend(run.host_errors)
             run.host_errors.clear()

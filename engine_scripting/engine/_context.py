@@ -148,13 +148,10 @@ class ScriptContext:
         through ``invoke`` (its closed, dead and busy checks and the limits) with these flags.
         The host keeps entries, never the raw Lua function. ``plain_args`` (alone): the
         caller's arguments are what ``invoke``'s plain_args promises (see _entries.py)."""
-        ordinary = functools.partial(self.invoke, function, data_args=data_args,
-                                     host_memory=host_memory, exported=exported,
-                                     plain_args=plain_args)
-        if not plain_args or data_args or host_memory or exported:
-            return ordinary
-        return plain_entry(function, self._open().invoke, self._run_here, self._runner,
-                           self._outcomes.values, ordinary)
+        if plain_args and not (data_args or host_memory or exported):
+            return plain_entry(function, self._open().invoke, self._run, self._outcomes.values)
+        return functools.partial(self.invoke, function, data_args=data_args,
+                                 host_memory=host_memory, exported=exported)
 
     def execute(self, source: str | bytes, chunk_name: str | None = None) -> Result:
         """Compile and run a chunk of Lua text in the sandbox; return its value(s) as plain data.

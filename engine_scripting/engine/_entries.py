@@ -4,7 +4,7 @@
 per script and tick; with hundreds of scripts, each Lua state and each Python object on the way
 is cold by its turn, so every frame and attribute lookup on the path shows (docs/performance.md,
 "The fixed cost of a script per tick"). On the engine's worker, the entry goes straight to the
-context's protected call; anywhere else it is the ordinary entry (a handoff to the worker).
+context's protected call, with none of ``invoke``'s layers (its flags, ``_open``, the partial).
 """
 
 from __future__ import annotations
@@ -12,26 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from engine_scripting.engine._runner import Runner
-
 Call = Callable[..., tuple[Any, ...]]
 
 
-def plain_entry(function: Any, invoke: Any, run_here: Callable[..., tuple[Any, ...]],
-                runner: Runner | None, check: Callable[[tuple[Any, ...]], object],
-                ordinary: Call) -> Call:
+def plain_entry(function: Any, invoke: Any, run: Callable[..., tuple[Any, ...]],
+                check: Callable[[tuple[Any, ...]], object]) -> Call:
     """``function`` (a trusted Lua function) called through the sandbox's ``invoke`` with
     arguments lupa pushes without allocating (None, bools, floats, ints within 64 bits, Lua
-    values of the context: the caller guarantees it). ``run_here`` is the context's protected
-    call on the current thread, ``check`` raises the typed error of a failed call, and
-    ``ordinary`` is the entry to use off the worker."""
-    current = runner.current if runner is not None else None
-
+    values of the context: the caller guarantees it). ``run`` is the context's protected call
+    (inline on the worker, a handoff elsewhere) and ``check`` raises the typed error of a failed
+    call."""
     def call(*args: object) -> tuple[Any, ...]:
-        worker = current() if current is not None else None
-        if worker is None and current is not None:
-            return ordinary(*args)
-        result = run_here(invoke, (function, *args), True, False, True, worker)
+        result = run(invoke, (function, *args), True)
         if result[0] is not True:
             check(result)
         return result[1:]

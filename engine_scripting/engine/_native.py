@@ -96,6 +96,11 @@ def _read_pointer(address: int) -> int:
     return ctypes.c_void_p.from_address(address).value or 0
 
 
+def _int64_at(address: int) -> memoryview:
+    """The 8 bytes at ``address`` as a one-item view of a signed 64-bit integer."""
+    return memoryview((ctypes.c_ubyte * 8).from_address(address)).cast("B").cast("q")
+
+
 def global_state_of(main_state: int) -> int:
     """The global_State of the state whose main thread is ``main_state``: read from ``l_G``, and
     checked against where Lua allocates it (right after the main thread) before anyone reads
@@ -137,14 +142,11 @@ class Collector:
 
     def __init__(self, global_state: int) -> None:
         stop_offset = _GLOBAL_GCSTOPEM_OFFSET + _GC_STOP_FROM_PROBE
-        # a memoryview reads and writes the byte at half the cost of a ctypes field (per call)
+        # memoryviews read and write at half the cost of ctypes fields (several times per call)
         self._stop = memoryview(
             (ctypes.c_ubyte * 1).from_address(global_state + stop_offset)).cast("B")
-        self._total = ctypes.c_longlong.from_address(global_state + _GLOBAL_TOTALBYTES_OFFSET)
-        self._debt = ctypes.c_longlong.from_address(global_state + _GLOBAL_DEBT_OFFSET)
-        # the same two fields, adjacent, as [totalbytes, GCdebt]: cheaper per host call
-        self._counts = memoryview((ctypes.c_ubyte * 16).from_address(
-            global_state + _GLOBAL_TOTALBYTES_OFFSET)).cast("B").cast("q")
+        self._total = _int64_at(global_state + _GLOBAL_TOTALBYTES_OFFSET)
+        self._debt = _int64_at(global_state + _GLOBAL_DEBT_OFFSET)
         self._strings = ctypes.c_int.from_address(global_state + _GLOBAL_STRT_SIZE_OFFSET)
 
     def pause(self) -> None:
@@ -158,13 +160,12 @@ class Collector:
     def defer(self, nbytes: int) -> None:
         """The next step waits for ``nbytes`` more of allocation (luaE_setdebt's bookkeeping:
         totalbytes + GCdebt stays the state's allocated total)."""
-        counts = self._counts
-        counts[1] -= nbytes
-        counts[0] += nbytes
+        self._debt[0] -= nbytes
+        self._total[0] += nbytes
 
     def due(self) -> bool:
         """True when the next allocation that checks the debt runs a step."""
-        return self._counts[1] > 0
+        return self._debt[0] > 0
 
     def string_table_bytes(self) -> int:
         """What resizing the state's string table would allocate now."""

@@ -300,13 +300,13 @@ def _check_collector(runtime: Any, main: int) -> None:
     collector.resume()
     runtime.execute('collectgarbage("restart")')
     counted = runtime.eval('collectgarbage("count")') * 1024
-    total = collector._total.value + collector._debt.value
+    total = collector._total[0] + collector._debt[0]
     if stopped != 1 or stop[0] != 0 or paused_running is not False or counted != total:
         raise NativeLayoutError("gcstp, GCdebt or totalbytes differ from Lua 5.4's")
     collector.defer(12345)
-    deferred = collector._total.value + collector._debt.value
+    deferred = collector._total[0] + collector._debt[0]
     collector.defer(-12345)
-    if deferred != total or collector.due() == (collector._debt.value <= 0):
+    if deferred != total or collector.due() == (collector._debt[0] <= 0):
         raise NativeLayoutError("GCdebt or totalbytes differ from Lua 5.4's")
     strings = collector._strings.value
     used = ctypes.c_int.from_address(global_state + layout._GLOBAL_STRT_SIZE_OFFSET - 4).value

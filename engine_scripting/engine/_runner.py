@@ -58,7 +58,6 @@ class Worker:
         self._cpu_clock: int | None = None    # the thread's CPU-time clock, once it runs
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
         self._thread.start()
-        self.ident = self._thread.ident   # its thread's identifier (``Runner.current``)
 
     def run(self, job: Callable[[], object]) -> tuple[bool, object]:
         """Run ``job`` on this worker and wait; (False, None) when the worker was abandoned.
@@ -155,10 +154,8 @@ class Runner:
     def current(self) -> Worker | None:
         """The worker the calling thread is, or None when it is not this runner's current one
         (an abandoned worker is not: calls made on it go to a new one)."""
-        worker = self._worker
-        if worker is not None and worker.ident == threading.get_ident():
-            return worker
-        return None
+        worker = self.thread_worker()
+        return worker if worker is self._worker else None
 
     def thread_worker(self) -> Worker | None:
         """The worker the calling thread is, abandoned or not; None for any other thread."""

@@ -150,25 +150,30 @@ local function reset_cache()
   loaded = false   -- last: a reset stopped half-way (a time limit) is done again next batch
 end
 
--- A copy of `component` of another entity as read earlier in this batch, or nil.
-local function foreign_read(component, entity)
-  local values = foreign[component.index]
-  values = values and values[entity]
-  if values == nil then return nil end
+-- A new table of `component`'s fields from `values` (by field position).
+local function as_fields(component, values)
   local fields, copy = component.fields, {}
   for i = 1, #fields do copy[fields[i]] = values[i] end
   return copy
 end
 
--- Keep the field values of `component` of another entity, just read from the host, for later
--- reads in this batch.
-local function foreign_keep(component, entity, ...)
+-- A copy of `component` of another entity as read earlier in this batch, or nil.
+local function foreign_read(component, entity)
+  local kept = foreign[component.index]
+  local values = kept and kept[entity]
+  return values and as_fields(component, values)
+end
+
+-- Another entity's `component`, just read from the host (`values` by field position): kept for
+-- later reads in this batch, and a copy for the caller.
+local function foreign_keep(component, entity, values)
   if foreign_count < FOREIGN_MAX then
     local index = component.index
-    local values = foreign[index]
-    if values == nil then values = setmetatable({}, WEAK_VALUES) foreign[index] = values end
-    values[entity], foreign_count, loaded = {...}, foreign_count + 1, true
+    local kept = foreign[index]
+    if kept == nil then kept = setmetatable({}, WEAK_VALUES) foreign[index] = kept end
+    kept[entity], foreign_count, loaded = values, foreign_count + 1, true
   end
+  return as_fields(component, values)
 end
 
 -- Forget everything kept: the script is about to change the world.

@@ -113,12 +113,7 @@ local world = {}
 local function got(component, entity, status, ...)
   -- DONE: the field values follow (kept for later reads in this batch); MISSING: the entity
   -- has no such component
-  if status == DONE then
-    foreign_keep(component, entity, ...)
-    local fields, copy = component.fields, {}
-    for i = 1, #fields do copy[fields[i]] = (select(i, ...)) end
-    return copy
-  end
+  if status == DONE then return foreign_keep(component, entity, {...}) end
   if status == MISSING then return nil end
   unknown_entity("get", entity, status)
 end
@@ -481,8 +476,7 @@ end
 -- instance. Instances that end still get the events sent to them; instances whose on_start has
 -- not run get none (they did not exist when the events were sent).
 local function tick(dt, tick_no, events, targets)
-  if tick_no ~= print_tick then printed, print_tick = 0, tick_no end   -- new_tick, inline
-  errors = nil
+  new_tick(tick_no)
   reset_cache()
   adopt()
   local env = current_env()   -- only a reload (a host call between batches) replaces it
